@@ -1,0 +1,62 @@
+"""The cost model: how many virtual nanoseconds each operation takes.
+
+Every operation that takes time charges it from one :class:`CostModel`. The
+defaults are round figures for a current x86_64 server core (2-3 GHz, DDR4),
+taken from published microbenchmarks of the operations they stand for; a
+scenario overrides any of them in its ``[costs]`` table. ``docs/fidelity.md``
+says how they are calibrated against a real machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    """Per-operation costs in nanoseconds (integers: virtual time is integral)."""
+
+    # --- CPU and scheduling -------------------------------------------------
+    context_switch: int = 1500        # switch_to() between two threads on one CPU
+    timeslice: int = 4_000_000        # CFS-like slice before a waiting thread preempts
+    syscall_entry: int = 100          # entry + exit of a system call
+    # --- locks and cache coherence -----------------------------------------
+    lock_acquire: int = 20            # an uncontended atomic lock/unlock pair
+    cacheline_bounce: int = 120       # a lock's cache line moving to another CPU
+    spin_handoff: int = 60            # a ticket spinlock noticing its turn
+    sleep_wakeup: int = 2000          # waking a task blocked on a sleeping lock (try_to_wake_up)
+    # --- interrupts ---------------------------------------------------------
+    ipi_send: int = 300               # the sender's cost of one IPI (x2APIC write)
+    ipi_latency: int = 1000           # delivery until the target starts the handler
+    ipi_handle: int = 400             # entry, handler dispatch and exit on the target
+    # --- memory access and TLB ---------------------------------------------
+    mem_access: int = 2               # a load/store that hits the TLB (and mostly the cache)
+    tlb_miss_walk: int = 40           # a page-table walk on a TLB miss
+    tlb_flush_one: int = 120          # INVLPG of one page
+    tlb_flush_all: int = 400          # a full TLB flush (CR3 write)
+    # --- page allocator -----------------------------------------------------
+    pcp_list_op: int = 25             # take or put a page on a per-CPU list
+    buddy_op: int = 40                # one split or one merge step in the buddy lists
+    zone_watermark_check: int = 10    # zone_watermark_ok()
+    clear_page: int = 350             # clear_page() of 4 KiB
+    copy_page: int = 700              # copy_page() of 4 KiB
+    # --- faults -------------------------------------------------------------
+    fault_entry: int = 600            # exception entry, find_vma, handle_mm_fault overhead
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "CostModel":
+        """A copy with some costs replaced; unknown names or bad values raise ValueError."""
+        known = {f.name for f in fields(self)}
+        for k, v in overrides.items():
+            if k not in known:
+                raise ValueError(f"unknown cost {k!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"cost {k!r} must be a non-negative integer of nanoseconds, got {v!r}")
+        return dataclasses.replace(self, **dict(overrides))
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+DEFAULT_COSTS = CostModel()
