@@ -1,3 +1,4 @@
 """Importing this package registers every event type in the catalog."""
 
 from . import lock, sched  # noqa: F401
+from . import exceptions, filemap, kmem, mmap, oom, tlb, vmalloc, vmscan, writeback  # noqa: F401
