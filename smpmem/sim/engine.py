@@ -1,0 +1,345 @@
+"""The virtual-time engine: one runnable task at a time, handed off through a heap.
+
+Models nothing of the kernel; it is the clock every actor shares. Time is
+integer nanoseconds. The engine owns all waiting: a heap of
+``(wake_time, seq, actor)`` where ``seq`` comes from one counter, so the order
+of every two entries is total and the same in every process (never decided by
+object identity or hashing). A task that waits pushes itself and hands the
+baton to the heap's earliest entry with ``trio.lowlevel.reschedule``; if it is
+itself the earliest it simply continues, with no trio switch at all. Exactly
+one simulated task is runnable at any moment, so trio's randomised run queue
+never decides an order.
+
+trio gives the structure: one nursery for the machine, a task per actor,
+cancellation to kill an actor. Killing is deterministic: :meth:`Simulator.kill`
+takes the victims out of whatever they wait on and queues them at the current
+instant in their spawn order; each then raises ``trio.Cancelled`` when its turn
+comes, and its ``finally`` blocks run in virtual time like any other code.
+
+Life cycle of an :class:`Actor`::
+
+    spawned --(popped from heap)--> running --(wait)--> blocked/sleeping
+       ^                              |   ^                   |
+       |                              |   +---(woken/popped)--+
+       +------------------------------+--(returns / killed)--> done
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, final
+
+import outcome
+import trio
+from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+
+
+class ModelBug(AssertionError):
+    """A broken model invariant: the analogue of ``VM_BUG_ON``."""
+
+
+class Deadlock(RuntimeError):
+    """Every live actor is blocked and nothing is due on the clock."""
+
+
+class WaitList(Protocol):
+    """Something an actor can block on; it must be able to forget a killed waiter."""
+
+    def remove_waiter(self, actor: "Actor") -> None: ...
+
+
+def _abort_failed(_: Any) -> Abort:
+    # The engine owns rescheduling: trio's cancellation never wakes a blocked
+    # actor directly (that would make two tasks runnable at once).
+    return Abort.FAILED
+
+
+class Actor:
+    """An engine-level task: something that runs, waits and can be killed.
+
+    Subclassed by :class:`smpmem.sim.cpu.Thread`. ``uid`` is the spawn order,
+    the tie-break for everything that must be ordered deterministically.
+    """
+
+    __slots__ = (
+        "sim", "uid", "name", "task", "go", "token", "waiting_on", "killed",
+        "dying", "done", "scope", "result", "daemon", "__weakref__",
+    )
+
+    def __init__(self, sim: "Simulator", name: str, daemon: bool = False) -> None:
+        self.sim = sim
+        self.uid = sim._next_uid()
+        self.name = name
+        self.task: Task | None = None  # the trio task, once it has started
+        self.go = False  # popped before its trio task started: run at once when it does
+        self.token = -1  # seq of this actor's live heap entry (-1: not in the heap)
+        self.waiting_on: WaitList | None = None  # the wait list holding it, if blocked there
+        self.killed = False  # kill() requested; Cancelled is raised at its next resumption
+        self.dying = False  # Cancelled has been raised: cleanup runs without further raises
+        self.done = False
+        self.scope = trio.CancelScope()
+        self.result: Any = None
+        self.daemon = daemon  # a kernel daemon: the run completes without waiting for it
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} #{self.uid}>"
+
+
+@final
+class Simulator:
+    """The clock, the heap and the hand-off. One per machine.
+
+    ``now`` is the virtual time of the running actor. Invariant: exactly one
+    actor (or the driver) is runnable in trio at any moment.
+    """
+
+    def __init__(self) -> None:
+        self.now: int = 0
+        self._heap: list[tuple[int, int, Actor]] = []
+        self._seq = 0  # the heap tie-break: FIFO among entries due at the same instant
+        self._uid = 0
+        self.current: Actor | None = None
+        self._driver = Actor(self, "driver")
+        self._live: dict[int, Actor] = {}  # uid -> actor, insertion (= spawn) order
+        self._tearing_down = False
+        self._workers = 0  # live non-daemon actors; the run completes when it drops to 0
+        self._nursery: trio.Nursery | None = None
+        self.failure: BaseException | None = None
+        self.stop_requested: str | None = None  # reason, set by request_stop()
+        self.switches = 0  # trio hand-offs (for the benchmark)
+        self.on_switch: Callable[[], None] | None = None  # debug hook: runs at every hand-off
+
+    # -- identity -------------------------------------------------------------
+    def _next_uid(self) -> int:
+        self._uid += 1
+        return self._uid
+
+    # -- spawning -------------------------------------------------------------
+    def spawn(self, actor: Actor, fn: Callable[..., Awaitable[Any]], *args: Any, at: int | None = None) -> Actor:
+        """Start ``fn(*args)`` as ``actor``, due at ``at`` (default: now).
+
+        The heap slot is taken here, synchronously, so spawn order (not trio's
+        start order) decides who runs first.
+        """
+        if self._nursery is None:
+            raise RuntimeError("spawn() before the simulator is running")
+        self._live[actor.uid] = actor
+        if not actor.daemon:
+            self._workers += 1
+        self._push(actor, self.now if at is None else max(at, self.now))
+        self._nursery.start_soon(self._run_actor, actor, fn, args, name=actor.name)
+        return actor
+
+    async def _run_actor(self, actor: Actor, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+        actor.task = current_task()
+        if not actor.go:
+            await wait_task_rescheduled(_abort_failed)
+        try:
+            with actor.scope:
+                if actor.killed:
+                    await self._deliver_kill(actor)
+                actor.result = await fn(*args)
+        except BaseException as exc:  # a model error: stop the run, keep the first
+            if self.failure is None:
+                self.failure = exc
+            self.request_stop("failed")
+        finally:
+            actor.done = True
+            self._live.pop(actor.uid, None)
+            if not actor.daemon:
+                self._workers -= 1
+                if self._workers == 0:
+                    self.request_stop("completed")
+            self._hand_off()
+
+    # -- the hand-off ---------------------------------------------------------
+    def _push(self, actor: Actor, t: int) -> None:
+        self._seq += 1
+        actor.token = self._seq
+        heapq.heappush(self._heap, (t, self._seq, actor))
+
+    def _hand_off(self) -> None:
+        """Make the next due actor runnable (the caller is about to block or end)."""
+        self.switches += 1
+        if self.on_switch is not None:
+            self.on_switch()
+        heap = self._heap
+        if self.stop_requested is None:
+            while heap:
+                t, seq, nxt = heapq.heappop(heap)
+                if seq != nxt.token:
+                    continue  # stale entry: the actor was moved or killed
+                nxt.token = -1
+                self.now = t
+                self.current = nxt
+                if nxt.task is None:
+                    nxt.go = True
+                else:
+                    reschedule(nxt.task, outcome.Value(None))
+                return
+        self._activate(self._driver)
+
+    def _activate(self, actor: Actor) -> None:
+        self.current = actor
+        if actor.task is None:
+            actor.go = True
+        else:
+            reschedule(actor.task, outcome.Value(None))
+
+    async def _wait(self, actor: Actor) -> None:
+        """Block the running actor until the engine hands it the baton again."""
+        self._hand_off()
+        await wait_task_rescheduled(_abort_failed)
+        if actor.killed and not actor.dying:
+            await self._deliver_kill(actor)
+
+    async def _deliver_kill(self, actor: Actor) -> None:
+        actor.dying = True
+        await trio.lowlevel.checkpoint()  # raises Cancelled: actor.scope is cancelled
+        raise ModelBug(f"{actor!r} was killed but its cancel scope did not fire")
+
+    # -- what actors call -----------------------------------------------------
+    async def sleep_until(self, t: int) -> None:
+        """Let virtual time pass until ``t`` for the running actor."""
+        # The hot path of the whole model: kept flat (no nested coroutine
+        # frames, the hand-off inlined) because every resumption walks them.
+        actor = self.current
+        heap = self._heap
+        if t < self.now:
+            t = self.now
+        if (not heap or t < heap[0][0]) and self.stop_requested is None and not actor.killed:
+            self.now = t  # still the earliest: continue without a switch
+            return
+        self._seq += 1
+        actor.token = seq = self._seq
+        heapq.heappush(heap, (t, seq, actor))
+        self._hand_off()
+        await wait_task_rescheduled(_abort_failed)
+        if actor.killed and not actor.dying:
+            await self._deliver_kill(actor)
+
+    async def sleep(self, dt: int) -> None:
+        """Let ``dt`` nanoseconds pass for the running actor."""
+        actor = self.current
+        heap = self._heap
+        t = self.now + dt
+        if (not heap or t < heap[0][0]) and self.stop_requested is None and not actor.killed:
+            self.now = t
+            return
+        self._seq += 1
+        actor.token = seq = self._seq
+        heapq.heappush(heap, (t, seq, actor))
+        self._hand_off()
+        await wait_task_rescheduled(_abort_failed)
+        if actor.killed and not actor.dying:
+            await self._deliver_kill(actor)
+
+    async def block(self, actor: Actor, on: WaitList) -> None:
+        """Block ``actor`` (the running one) on a wait list until :meth:`wake`."""
+        assert actor is self.current, f"{actor!r} blocks but {self.current!r} is running"
+        actor.waiting_on = on
+        await self._wait(actor)
+
+    def wake(self, actor: Actor, at: int | None = None) -> None:
+        """Make a blocked actor due at ``at`` (default: now). Its wait list has let go of it."""
+        actor.waiting_on = None
+        self._push(actor, self.now if at is None else max(at, self.now))
+
+    def reschedule_at(self, actor: Actor, t: int) -> None:
+        """Move a sleeping actor's wake-up to ``t`` (lazy deletion of the old heap entry)."""
+        assert actor.token != -1, f"{actor!r} is not sleeping"
+        self._push(actor, max(t, self.now))
+
+    # -- killing --------------------------------------------------------------
+    def kill(self, actors: list[Actor]) -> None:
+        """Kill actors: each raises ``trio.Cancelled`` at the current instant, in uid order."""
+        for a in sorted(actors, key=lambda a: a.uid):
+            if a.done or a.killed:
+                continue
+            a.killed = True
+            a.scope.cancel()
+            if a is self.current:
+                continue  # it finds out at its next wait
+            if a.waiting_on is not None:
+                a.waiting_on.remove_waiter(a)
+                a.waiting_on = None
+            self._push(a, self.now)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the driver to end the run at the next hand-off (interrupt, failure)."""
+        if self.stop_requested is None and not self._tearing_down:
+            self.stop_requested = reason
+
+    @property
+    def live_actors(self) -> list[Actor]:
+        return list(self._live.values())
+
+    # -- the driver -----------------------------------------------------------
+    async def run(
+        self,
+        main: Callable[["Simulator"], Awaitable[Any]] | None = None,
+        until: int | None = None,
+        before_teardown: Callable[[str], None] | None = None,
+    ) -> str:
+        """Run the simulation; return its status.
+
+        ``main(sim)`` is awaited first by the driver, synchronously with virtual
+        time 0, to build the machine and spawn actors. Status: ``completed``
+        (every actor finished), ``timeout`` (``until`` reached), ``interrupted``,
+        ``deadlock`` or ``failed`` (``self.failure`` holds the error). At the
+        end every remaining actor is killed and unwinds in virtual time;
+        ``before_teardown(status)`` runs first (snapshots, stopping the log).
+        """
+        driver = self._driver
+        driver.task = current_task()
+        self.current = driver
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if main is not None:
+                await main(self)
+            if until is not None:
+                self._push(driver, until)
+            self._hand_off()
+            await wait_task_rescheduled(_abort_failed)
+            driver.token = -1  # a pending `until` entry is stale once the driver runs
+            status = self._status(until)
+            if before_teardown is not None:
+                before_teardown(status)
+            await self._teardown()
+        self._nursery = None
+        if status == "deadlock" and self.failure is None:
+            waits = ", ".join(f"{a.name} on {a.waiting_on!r}" for a in self.live_actors)
+            self.failure = Deadlock(f"every actor is blocked at t={self.now}ns: {waits}")
+        return status
+
+    def _status(self, until: int | None) -> str:
+        if self.stop_requested == "failed":
+            return "failed"
+        if self.stop_requested is not None:
+            return self.stop_requested
+        if self._workers == 0:
+            return "completed"
+        if until is not None and self.now >= until:
+            return "timeout"
+        return "deadlock"
+
+    async def _teardown(self) -> None:
+        """Kill every live actor and let each unwind, one at a time, in virtual time."""
+        self.stop_requested = None
+        self._tearing_down = True
+        for _ in range(3):
+            if not self._live:
+                return
+            self.current = None
+            self.kill(self.live_actors)
+            self._hand_off()  # the last actor to finish hands the baton back
+            await wait_task_rescheduled(_abort_failed)
+            self._driver.token = -1
+            self.stop_requested = None
+        # Still blocked after being killed: their cleanup waits on something no
+        # one will release. Fail them loudly rather than hang the nursery.
+        for a in self.live_actors:
+            if a.task is not None and a.waiting_on is not None:
+                a.waiting_on.remove_waiter(a)
+                reschedule(a.task, outcome.Error(ModelBug(f"{a!r} is stuck during teardown")))
