@@ -23,6 +23,10 @@ from .sim.costs import CostModel
 Check = Callable[[], "str | None"]
 
 
+class BootError(ValueError):
+    """The machine described cannot boot (e.g. a zone too small for its own mem_map)."""
+
+
 @dataclass
 class ReclaimHooks:
     """Where the page allocator's slow path calls into reclaim (mm/vmscan.c, mm/oom_kill.c).

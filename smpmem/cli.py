@@ -1,0 +1,161 @@
+"""The command line: ``python -m smpmem COMMAND``.
+
+Every error in arguments or input is one line on stderr and exit status 2;
+a run that fails inside the model exits 1 and says why; Ctrl-C stops a run
+cleanly (complete log lines, run.json saying ``interrupted``) with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def die(msg: str, code: int = EXIT_USAGE) -> NoReturn:
+    print(f"smpmem: {msg}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="smpmem", description="An executable, concurrent model of Linux memory management.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("run", help="run a scenario and write its run directory under logs/",
+                       description="Run a scenario (TOML) in virtual time; write logs/<name>-<seed>-<stamp>/.")
+    r.add_argument("scenario", help="scenario file (.toml), or the name of a shipped scenario")
+    r.add_argument("--seed", type=int, help="override run.seed")
+    r.add_argument("--events", help='events to log, trace-cmd style globs: "kmem:*,vmscan:*" ("" for none)')
+    r.add_argument("--duration", help='override run.duration, e.g. "50ms"')
+    r.add_argument("--out", type=Path, help="directory that receives the run directory (default: logs/)")
+    r.add_argument("--dir", type=Path, help="exact run directory to write (instead of a stamped one)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("-q", "--quiet", action="store_true", help="print only the run directory")
+
+    v = sub.add_parser("validate", help="check a scenario without running it")
+    v.add_argument("scenario")
+
+    sub.add_parser("list", help="the shipped scenarios and built-in programs")
+
+    e = sub.add_parser("events", help="the event catalog (optionally filtered by globs)")
+    e.add_argument("globs", nargs="?", default="*")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "events": cmd_events}[args.command](args)
+
+
+def scenarios_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def resolve_scenario_path(name: str) -> Path:
+    p = Path(name)
+    if p.exists():
+        return p
+    for cand in (scenarios_dir() / name, scenarios_dir() / f"{name}.toml"):
+        if cand.exists():
+            return cand
+    die(f"{name}: no such scenario file (shipped ones: `python -m smpmem list`)")
+
+
+def load(name: str, overrides: dict | None = None):  # type: ignore[no-untyped-def]
+    from .scenario import ScenarioError, load_scenario
+    from .workload._builtins import UnknownBuiltin, builtin_program
+
+    path = resolve_scenario_path(name)
+    try:
+        sc = load_scenario(path, overrides=overrides or None)
+    except ScenarioError as e:
+        die(str(e))
+    for i, proc in enumerate(sc.process):
+        if proc.builtin is not None:
+            try:
+                builtin_program(proc.builtin, proc.params)
+            except UnknownBuiltin as e:
+                die(f"{path}: process[{i}].builtin: {e}")
+            except Exception as e:  # pydantic ValidationError of the generated steps
+                die(f"{path}: process[{i}].params: {str(e).splitlines()[0]}")
+    return path, sc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run_scenario
+    from .scenario import parse_time
+
+    overrides: dict = {}
+    if args.seed is not None:
+        overrides["run.seed"] = args.seed
+    if args.events is not None:
+        overrides["run.events"] = args.events
+    if args.duration is not None:
+        try:
+            overrides["run.duration"] = parse_time(args.duration)
+        except ValueError as e:
+            die(f"--duration: {e}")
+    path, sc = load(args.scenario, overrides)
+    progress = not args.no_progress and not args.quiet and sys.stderr.isatty()
+    res = run_scenario(sc, out_root=args.out or Path("logs"), out_dir=args.dir, source=str(path), progress=progress)
+    if args.quiet:
+        print(res.dir)
+    else:
+        print(f"{res.status}: {res.reason}; {res.virtual_ns / 1e6:.3f} ms virtual in {res.wall_s:.2f} s wall, "
+              f"{res.events} events")
+        if res.error:
+            print(f"error: {res.error}")
+        print(f"run directory: {res.dir}")
+    return res.exit_code
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    path, sc = load(args.scenario)
+    print(f"{path}: ok ({sc.machine.cpus} CPUs, {sc.machine.layout}, {sc.machine.ram // 2**20} MiB, "
+          f"{sum(p.count for p in sc.process)} processes)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from .workload._builtins import BUILTINS
+
+    print("Shipped scenarios (scenarios/):")
+    for p in sorted(scenarios_dir().glob("*.toml")):
+        try:
+            desc = tomllib.loads(p.read_text()).get("description", "")
+        except tomllib.TOMLDecodeError:
+            desc = "(not valid TOML)"
+        print(f"  {p.stem:34s} {desc}")
+    print("\nBuilt-in programs (builtin = NAME):")
+    for name, (_, doc) in sorted(BUILTINS.items()):
+        print(f"  {name:34s} {doc}")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from .trace.catalog import select
+
+    try:
+        evs = select(args.globs)
+    except ValueError as e:
+        die(str(e))
+    for ev in evs:
+        print(f"{ev.qualname:45s} {' '.join(ev.fields)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
