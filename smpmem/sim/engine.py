@@ -304,13 +304,14 @@ class Simulator:
             await wait_task_rescheduled(_abort_failed)
             driver.token = -1  # a pending `until` entry is stale once the driver runs
             status = self._status(until)
+            if status == "deadlock" and self.failure is None:
+                # Named before the teardown kills them: afterwards no one is waiting on anything.
+                waits = ", ".join(f"{a.name} on {a.waiting_on!r}" for a in self.live_actors)
+                self.failure = Deadlock(f"every actor is blocked at t={self.now}ns: {waits}")
             if before_teardown is not None:
                 before_teardown(status)
             await self._teardown()
         self._nursery = None
-        if status == "deadlock" and self.failure is None:
-            waits = ", ".join(f"{a.name} on {a.waiting_on!r}" for a in self.live_actors)
-            self.failure = Deadlock(f"every actor is blocked at t={self.now}ns: {waits}")
         return status
 
     def _status(self, until: int | None) -> str:
