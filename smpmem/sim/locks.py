@@ -79,7 +79,8 @@ class LockStatistics:
     waittime_read: LockTime
     holdtime_write: LockTime
     holdtime_read: LockTime
-    contention_points: tuple[tuple[str, int], ...]
+    contention_points: tuple[tuple[str, int], ...]  # where waiters waited (lockdep contention_point)
+    contending_points: tuple[tuple[str, int], ...] = ()  # where the holder they waited for took it
 
     @property
     def contentions(self) -> int:
@@ -105,15 +106,18 @@ class LockClass:
         self.waittime = (_Time(), _Time())  # write, read
         self.holdtime = (_Time(), _Time())
         self.points: dict[str, int] = {}  # contention call site -> count (first LOCKSTAT_POINTS sites)
+        self.contending: dict[str, int] = {}  # the holder's acquisition site -> count (lockdep contending_point)
 
-    def contended(self, read: bool, bounce: bool, site: str | None) -> None:
+    def contended(self, read: bool, bounce: bool, site: str | None, holder_site: str | None = None) -> None:
+        """lockdep ``__lock_contended``: ``site`` is the waiter's call site, ``holder_site`` the holder's (lock->ip)."""
         if bounce:
             self.bounces[1 if read else 0] += 1
-        if site is not None:
-            if site in self.points:
-                self.points[site] += 1
-            elif len(self.points) < LOCKSTAT_POINTS:
-                self.points[site] = 1
+        for where, points in ((site, self.points), (holder_site, self.contending)):
+            if where is not None:
+                if where in points:
+                    points[where] += 1
+                elif len(points) < LOCKSTAT_POINTS:
+                    points[where] = 1
 
     def acquired(self, read: bool, bounce: bool, waited: int | None) -> None:
         if bounce:
@@ -129,7 +133,7 @@ class LockClass:
             self.name, self.bounces[0], self.bounces[1], self.bounces[2], self.bounces[3],
             self.waittime[0].freeze(), self.waittime[1].freeze(),
             self.holdtime[0].freeze(), self.holdtime[1].freeze(),
-            tuple(self.points.items()),
+            tuple(self.points.items()), tuple(self.contending.items()),
         )
 
     def __repr__(self) -> str:
@@ -241,7 +245,7 @@ class LockRegistry:
 class _Lock:
     """What every lock shares: class, address, the wait queue and cleanup on kill."""
 
-    __slots__ = ("machine", "cls", "addr", "waiters", "last_cpu", "subclass")
+    __slots__ = ("machine", "cls", "addr", "waiters", "last_cpu", "subclass", "ip")
     flags = 0
 
     def __init__(self, machine: "Machine", cls: str, subclass: int = 0) -> None:
@@ -251,6 +255,7 @@ class _Lock:
         self.addr = reg.alloc_addr()
         self.waiters: deque[Any] = deque()
         self.last_cpu = -1  # lockdep's lock->cpu: the last acquirer's CPU
+        self.ip: str | None = None  # lockdep's lock->ip: the last acquirer's call site
         self.subclass = subclass
 
     def remove_waiter(self, actor: Actor) -> None:
@@ -316,10 +321,11 @@ class SpinLock(_Lock):
             cls.acquired(False, bounce, None)
             self.owner = th
             self.last_cpu = cpu_id
+            self.ip = site
             th.pending += costs.lock_acquire + (costs.cacheline_bounce if bounce else 0)
             self.acquired_at = th.sim.now + th.pending
             return
-        cls.contended(False, self.last_cpu != cpu_id, site)
+        cls.contended(False, self.last_cpu != cpu_id, site, self.ip)
         self._begin_contention(th, LCB_F_SPIN)
         t0 = th.sim.now
         self.waiters.append(th)
@@ -332,6 +338,7 @@ class SpinLock(_Lock):
                 self._hand_on(th)
             raise
         # release() made us the owner and already counted the acquisition.
+        self.ip = site
         waited = th.sim.now - t0
         cls.waittime[0].add(waited)
         self._end_contention(th, waited)
@@ -407,10 +414,11 @@ class Mutex(_Lock):
             self.cls.acquired(False, bounce, None)
             self.owner = th
             self.last_cpu = cpu_id
+            self.ip = site
             th.pending += costs.lock_acquire + (costs.cacheline_bounce if bounce else 0)
             self.acquired_at = th.sim.now + th.pending
             return
-        self.cls.contended(False, self.last_cpu != cpu_id, site)
+        self.cls.contended(False, self.last_cpu != cpu_id, site, self.ip)
         self._begin_contention(th, LCB_F_MUTEX)
         t0 = th.sim.now
         self.waiters.append(th)
@@ -421,6 +429,7 @@ class Mutex(_Lock):
             if self.owner is th:
                 self._hand_on(th)
             raise
+        self.ip = site
         waited = th.sim.now - t0
         self.cls.waittime[0].add(waited)
         self._end_contention(th, waited)
@@ -503,10 +512,11 @@ class RWSemaphore(_Lock):
             bounce = self.last_cpu not in (cpu_id, -1)
             self.cls.acquired(read, bounce, None)
             self.last_cpu = cpu_id
+            self.ip = site
             th.pending += costs.lock_acquire + (costs.cacheline_bounce if bounce else 0)
             self._grant(th, read, th.sim.now + th.pending)
             return
-        self.cls.contended(read, self.last_cpu != cpu_id, site)
+        self.cls.contended(read, self.last_cpu != cpu_id, site, self.ip)
         self._begin_contention(th, LCB_F_READ if read else LCB_F_WRITE)
         t0 = th.sim.now
         self.waiters.append((th, read, t0))
@@ -518,6 +528,7 @@ class RWSemaphore(_Lock):
             if self.writer is th or th.uid in self.read_since:
                 self._up(th, read)
             raise
+        self.ip = site
         waited = th.sim.now - t0
         self.cls.waittime[1 if read else 0].add(waited)
         self._end_contention(th, waited)
