@@ -37,11 +37,12 @@ IpiFunc = Callable[["CPU"], None]
 class IpiCall:
     """One ``smp_call_function_many``: acknowledgements outstanding and the last one's time."""
 
-    __slots__ = ("pending", "done_at", "waiter", "name")
+    __slots__ = ("pending", "done_at", "waiter", "name", "arrive")
 
     def __init__(self, name: str) -> None:
         self.pending = 0
         self.done_at = 0
+        self.arrive = 0  # when the IPI reaches the targets (send time + ipi_latency)
         self.waiter: Thread | None = None
         self.name = name
 
@@ -333,16 +334,18 @@ class Machine:
         await sender.sync()
         now = self.sim.now
         call = IpiCall(name)
+        call.arrive = arrive = now + costs.ipi_latency
         done_at = now
         ipi_send = sched_events.ipi_send_cpu
         tr = self.tracer
+        sent = 0
         for cpu in targets:
             if cpu is sender.cpu:
                 continue
+            sent += 1
             if tr.on[ipi_send.id]:
                 tr.emit(ipi_send, sender, cpu_target=cpu.id, callsite="smp_call_function_many_cond", callback=name)
             cpu.nr_ipis_received += 1
-            arrive = now + costs.ipi_latency
             if cpu.irq_depth == 0:
                 func(cpu)
                 cur = cpu.current
@@ -352,15 +355,16 @@ class Machine:
             else:
                 call.pending += 1
                 cpu.inbox.append((func, call))
-        sender.charge(costs.ipi_send * len(targets))
+        # Set before the sender pays for sending: a target may handle its queued IPI meanwhile.
+        call.done_at = done_at
+        sender.charge(costs.ipi_send * sent)
         await sender.sync()
         if not wait:
             return
         if call.pending:
             call.waiter = sender
-            call.done_at = done_at
             await self.sim.block(sender, call)  # spinning in csd_lock_wait: the CPU stays busy
-            done_at = call.done_at
+        done_at = call.done_at
         if done_at > self.sim.now:
             await self.sim.sleep_until(done_at)
 
@@ -373,7 +377,8 @@ class Machine:
             func(cpu)
             running.pending += costs.ipi_handle
             call.pending -= 1
-            call.done_at = max(call.done_at, now + costs.ipi_handle)
+            # Interrupts back on before the IPI arrived: it is handled on arrival.
+            call.done_at = max(call.done_at, max(now, call.arrive) + costs.ipi_handle)
             if call.pending == 0 and call.waiter is not None:
                 w, call.waiter = call.waiter, None
                 self.sim.wake(w, call.done_at)
