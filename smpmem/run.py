@@ -106,7 +106,7 @@ def run_scenario(
 
         internal: BaseException | None = None
         try:
-            engine_status = _run_trio(kernel, scenario, before_teardown, progress)
+            engine_status = _run_trio(kernel, scenario, before_teardown, progress, d / "snapshots")
         except Exception as exc:  # a bug outside the actors (boot, snapshot): report, don't crash
             engine_status, internal = "failed", _leaf(exc)
         tracer.flush()
@@ -153,18 +153,24 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def _run_trio(kernel: Kernel, scenario: Scenario, before_teardown: Callable[[str], None], progress: bool) -> str:
+def _run_trio(kernel: Kernel, scenario: Scenario, before_teardown: Callable[[str], None], progress: bool,
+              snapshots_dir: Path | None = None) -> str:
     """Run the simulation under trio, with Ctrl-C asking for a clean stop."""
     sim = kernel.sim
 
     def on_sigint(signum: int, frame: Any) -> None:
         sim.request_stop("interrupted")
 
+    def setup(k: Kernel) -> None:
+        start_processes(k)
+        if scenario.run.snapshot_interval and snapshots_dir is not None:
+            start_snapshots(k, scenario.run.snapshot_interval, snapshots_dir)
+
     async def main() -> str:
         async with trio.open_nursery() as outer:
             if progress:
                 outer.start_soon(_progress, kernel, scenario.run.duration)
-            status = await kernel.run(start_processes, until=scenario.run.duration, before_teardown=before_teardown)
+            status = await kernel.run(setup, until=scenario.run.duration, before_teardown=before_teardown)
             outer.cancel_scope.cancel()
         return status
 
@@ -194,6 +200,25 @@ async def _progress(kernel: Kernel, duration: int) -> None:
         while True:
             bar.update(task, completed=kernel.sim.now, vt=fmt_ns(kernel.sim.now), ev=kernel.tracer.lines)
             await trio.sleep(0.1)
+
+
+def start_snapshots(kernel: Kernel, interval: int, d: Path) -> None:
+    """Write the /proc files every ``interval`` of virtual time to ``d/<ts_ns>/``.
+
+    An observer, not a simulated thread: a bare engine actor (daemon) that
+    takes no CPU and changes no state, so the event log is the same with or
+    without snapshots.
+    """
+    from .sim import Actor
+
+    sim = kernel.sim
+
+    async def snap() -> None:
+        while True:
+            await sim.sleep(interval)
+            write_proc(d / str(sim.now), proc_snapshot(kernel))
+
+    sim.spawn(Actor(sim, "snapshot", daemon=True), snap)
 
 
 def fmt_ns(ns: int) -> str:
