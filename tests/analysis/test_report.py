@@ -1,0 +1,193 @@
+"""The analysis report (smpmem/analysis/report.py) on a hand-computed run, figure by figure."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from rundirs import SMALL_EVENTS, small_run, write_run
+
+from smpmem.analysis import analyze, load
+
+
+@pytest.fixture
+def report(small: Path):  # type: ignore[no-untyped-def]
+    return analyze(small)
+
+
+class TestReclaim:
+    def test_direct_reclaim_stalls(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Two direct reclaims of 10 µs and 30 µs give count 2, p50 10 µs, p99 and max 30 µs (nearest rank)."""
+        d = report.data["reclaim"]["direct"]
+        assert (d["reclaims"], d["stall_p50_ns"], d["stall_p99_ns"], d["stall_max_ns"], d["stall_total_ns"]) == (
+            2, 10_000, 30_000, 30_000, 40_000)
+        md = report.to_markdown()
+        assert "2 stall(s) (begin/end pairs per task): p50 10.0 µs, p99 30.0 µs, max 30.0 µs, total 40.0 µs" in md
+
+    def test_kswapd_scanned_and_reclaimed(self, report) -> None:  # type: ignore[no-untyped-def]
+        """kswapd scanned 16 anon + 32 file and reclaimed 8 + 30 pages: efficiency 79.2 %."""
+        k = report.data["reclaim"]["kswapd"]
+        assert k["scanned"] == [16, 32] and k["reclaimed"] == [8, 30]
+        assert k["scanned_total"] == 48 and k["reclaimed_total"] == 38
+        assert k["efficiency"] == pytest.approx(38 / 48)
+        md = report.to_markdown()
+        assert "| pages scanned, total | 48 | 10 |" in md
+        assert "| pages reclaimed, total | 38 | 5 |" in md
+        assert "| reclaim efficiency (reclaimed/scanned) | 79.2% | 50.0% |" in md
+
+    def test_direct_scanned_and_reclaimed(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Direct reclaim by pid 100 scanned 10 file pages and reclaimed 5."""
+        d = report.data["reclaim"]["direct"]
+        assert d["scanned"] == [0, 10] and d["reclaimed"] == [0, 5] and d["efficiency"] == 0.5
+
+    def test_kswapd_wakes_sleeps_and_awake_time(self, report) -> None:  # type: ignore[no-untyped-def]
+        """2 wakes, 1 re-wake while awake, 1 sleep; awake 8 µs + 63 µs (still awake at the log's end)."""
+        k = report.data["reclaim"]["kswapd"]
+        assert (k["wakes"], k["rewakes"], k["sleeps"], k["awake_ns"]) == (2, 1, 1, 71_000)
+        assert "kswapd: 2 wake(s), 1 re-wake(s) while awake, 1 sleep(s); awake 71.0 µs" in report.to_markdown()
+
+    def test_allocstall_balance_and_writes(self, report) -> None:  # type: ignore[no-untyped-def]
+        """allocstall sums the per-zone counters; anon/file balance and reclaim writes are by flags."""
+        r = report.data["reclaim"]
+        assert r["allocstall"] == 2
+        assert r["balance"] == {"scanned": [16, 42], "reclaimed": [8, 35]}
+        assert r["kswapd"]["writes"] == [1, 0] and r["direct"]["writes"] == [0, 0]
+        assert r["wakeup_kswapd"] == 1
+
+    def test_direct_reclaimers_table(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Per-task direct reclaim rows, most stalled first."""
+        md = report.to_markdown()
+        assert "| 101 | stress | 1 | 30.0 µs | 30.0 µs | 0 | 0 |" in md
+        assert "| 100 | stress | 1 | 10.0 µs | 10.0 µs | 5 | 1 |" in md
+        assert md.index("| 101 | stress") < md.index("| 100 | stress")
+
+
+class TestLocks:
+    def test_lock_stat_row(self, report) -> None:  # type: ignore[no-untyped-def]
+        """The lock_stat row merges run.json totals with min/max from the events (µs, 2 decimals)."""
+        row = next(line for line in report.to_markdown().splitlines() if line.strip().startswith("zone->lock:"))
+        assert row.index(":") == 40
+        assert row[41:].split() == ["1", "1", "2.00", "2.00", "2.00", "2.00", "1", "2",
+                                    "1.00", "3.00", "4.00", "2.00"]
+
+    def test_lock_data_and_top_table(self, report) -> None:  # type: ignore[no-untyped-def]
+        """The most-contended table shows contention rate and wait figures."""
+        z = report.data["locks"]["zone->lock"]
+        assert (z["contentions"], z["acquisitions"], z["wait_total"], z["hold_min"], z["hold_max"]) == (
+            1, 2, 2_000, 1_000, 3_000)
+        assert "| zone->lock | 1 | 2 | 50.0% | 2.0 µs | 2.0 µs | 2.0 µs | 100.0% |" in report.to_markdown()
+
+    def test_sorted_by_wait_time(self, tmp_path: Path) -> None:
+        """Classes are listed by total wait time, largest first, not by contention count."""
+        run = {"scenario": "t", "seed": 1, "virtual_ns": 1000, "locks": {
+            "a_lock": {"contentions": 100, "acquisitions": 200, "waittime_total": 10, "waittime_max": 1},
+            "b_lock": {"contentions": 1, "acquisitions": 2, "waittime_total": 5000, "waittime_max": 5000}}}
+        rep = analyze(write_run(tmp_path / "r", [], run), plots=False)
+        md = rep.to_markdown()
+        assert md.index("b_lock:") < md.index("a_lock:")
+
+
+class TestOtherSections:
+    def test_tlb_and_ipis(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Flushes by reason and IPIs sent/received/handled per CPU."""
+        t = report.data["tlb"]
+        assert t["reasons"] == {"remote ipi send": {"flushes": 1, "pages": 1, "full": 0},
+                                "remote shootdown": {"flushes": 2, "pages": 2, "full": 0}}
+        assert t["ipi_sent"] == {1: 2} and t["ipi_received"] == {2: 1, 3: 1} and t["ipi_handled"] == {2: 1, 3: 1}
+        assert "| 1 | 1 | 2 | 0 | 0 |" in report.to_markdown()
+
+    def test_faults_minor_and_major(self, report) -> None:  # type: ignore[no-untyped-def]
+        """A page-cache add before the fault's rss_stat makes it major; the others are minor."""
+        f = report.data["faults"]
+        assert f[100] == {"comm": "stress", "user": 2, "kernel": 0, "major": 1, "minor": 1}
+        assert f[101] == {"comm": "stress", "user": 1, "kernel": 0, "major": 0, "minor": 1}
+        assert "From events: 3 fault(s), 1 major. vmstat: pgfault 3, pgmajfault 1." in report.to_markdown()
+
+    def test_writeback_by_whom(self, report) -> None:  # type: ignore[no-untyped-def]
+        """The flusher wrote writeback_start.nr_pages − writeback_written.nr_pages = 24 pages."""
+        w = report.data["writeback"]
+        assert w["flusher_pages"] == {0: 24} and w["flusher_works"] == {0: 1}
+        assert w["reclaim_writes"] == {"kswapd": [1, 0], "direct": [0, 0]}
+        assert "| background | 1 | 24 |" in report.to_markdown()
+
+    def test_zone_timeline(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Zone figures come from the snapshots' and the end's zoneinfo."""
+        z = report.data["zones"]["Node 0 DMA32"]
+        assert [p[:2] for p in z["timeline"]] == [(0, 5000), (40_000, 3000), (90_000, 1500), (100_000, 4500)]
+        assert (z["min"], z["low"], z["high"], z["free_lowest"], z["lowest_at"]) == (1000, 2000, 4000, 1500, 90_000)
+        assert (z["below_low"], z["below_min"]) == (1, 0)
+        assert "| 90.0 µs | 3000 | 1500 <low |" in report.to_markdown()
+
+    def test_counters(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Non-zero event counters are listed with their rate; nr_* separately; zeros counted."""
+        md = report.to_markdown()
+        assert "| pgscan_kswapd | 48 | 480 k/s |" in md
+        assert "| nr_free_pages | 4500 |" in md
+        assert "2 counter(s) are zero and not shown." in md
+
+    def test_event_counts(self, report) -> None:  # type: ignore[no-untyped-def]
+        """Every event is counted once."""
+        assert report.data["events"] == len(SMALL_EVENTS)
+        assert sum(report.data["counts"].values()) == len(SMALL_EVENTS)
+
+
+class TestEmptySections:
+    def test_each_section_says_it_has_no_data(self, tmp_path: Path) -> None:
+        """A run with no events and no counters keeps every section, each with a one-line 'no data' note."""
+        rep = analyze(write_run(tmp_path / "empty", []), plots=True)
+        titles = [s.title for s in rep.sections]
+        assert titles == ["vmstat counters", "Reclaim", "Writeback", "Lock contention", "TLB flushes and IPIs",
+                          "Page faults", "Zones: free pages vs watermarks", "Page allocator and OOM",
+                          "CPU activity", "Events"]
+        md = rep.to_markdown()
+        for phrase in ("No vmstat counters", "No reclaim in this run", "No writeback in this run",
+                       "No lock figures", "No TLB flushes or IPIs", "No page faults", "No zoneinfo",
+                       "No page allocator or OOM events", "No events, so no CPU activity", "No events in events.jsonl"):
+            assert phrase in md
+        assert not (tmp_path / "empty" / "plots").exists() or not list((tmp_path / "empty" / "plots").iterdir())
+
+
+class TestFiles:
+    def test_writes_md_html_and_plots(self, small: Path) -> None:
+        """analyze writes report.md, report.html and one PNG per plot."""
+        analyze(small)
+        assert (small / "report.md").read_text().startswith("# smpmem run report: small")
+        names = sorted(p.name for p in (small / "plots").iterdir())
+        assert names == ["cpu_heatmap.png", "dirty.png", "kswapd.png", "lockwait.png", "lru.png", "zones.png"]
+        for p in (small / "plots").iterdir():
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "![free pages vs watermarks per zone](plots/zones.png)" in (small / "report.md").read_text()
+
+    def test_html_is_self_contained(self, small: Path) -> None:
+        """report.html embeds every plot as a data: URI and references nothing on the network or disk."""
+        analyze(small)
+        html = (small / "report.html").read_text()
+        assert html.count('src="data:image/png;base64,') == 6
+        assert not re.search(r'(src|href)="(?!data:|#)', html)
+        assert "http://" not in html and "https://" not in html
+        assert "<script" not in html
+
+    def test_out_dir(self, small: Path, tmp_path: Path) -> None:
+        """--out puts the report and plots elsewhere, leaving the run directory untouched."""
+        analyze(small, tmp_path / "elsewhere")
+        assert (tmp_path / "elsewhere" / "report.html").is_file()
+        assert not (small / "report.md").exists()
+
+    def test_no_plots(self, tmp_path: Path) -> None:
+        """plots=False writes the report without a plots directory."""
+        d = small_run(tmp_path / "s")
+        analyze(d, plots=False)
+        assert (d / "report.md").is_file() and not (d / "plots").exists()
+
+
+def test_load_api(small: Path) -> None:
+    """load() gives run.json, counters, locks, streamed events and a DataFrame of them."""
+    run = load(small)
+    assert run.run["seed"] == 7 and run.counters["pgscan_kswapd"] == 48
+    assert run.locks["zone->lock"]["acquisitions"] == 2
+    assert sum(1 for _ in run.iter_events()) == len(SMALL_EVENTS)
+    df = run.events
+    assert len(df) == len(SMALL_EVENTS)
+    assert list(df.columns[:5]) == ["ts", "cpu", "pid", "comm", "event"]
+    assert int(df[df.event == "mm_vmscan_direct_reclaim_end"].nr_reclaimed.sum()) == 5
