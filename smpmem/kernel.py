@@ -72,8 +72,14 @@ class Kernel(Machine):
         if self.debug_vm and self.checks.fns:
             self.sim.on_switch = self.checks.run
 
+    bootmem: Any = None  # memblock reservations (smpmem.mm.page_alloc.BootMem); None = the default
+
     def boot(self) -> None:
         """Bring up the memory model's subsystems in the kernel's order."""
+        from .mm.page_alloc import page_alloc_init
+
+        # mm_core_init: zones, memblock, the buddy allocator, pagesets, watermarks.
+        self.page_alloc = page_alloc_init(self, self.bootmem)
 
     def add_check(self, name: str, fn: Check) -> None:
         """Register an invariant check (run at every hand-off in debug mode)."""
