@@ -306,6 +306,11 @@ def lock_rows(run: Run, col: Collector | None) -> list[LockRow]:
         for k, attr in mapping.items():
             if k in f:
                 setattr(base, attr, f[k])
+    for row in rows.values():  # the kernel prints 0.00 for the times of an empty lock_time (nr == 0)
+        if row.contentions == 0:
+            row.wait_min, row.wait_max, row.wait_total = row.wait_min or 0, row.wait_max or 0, row.wait_total or 0
+        if row.acquisitions == 0:
+            row.hold_min, row.hold_max, row.hold_total = row.hold_min or 0, row.hold_max or 0, row.hold_total or 0
     return sorted(rows.values(), key=lambda r: (-(r.wait_total or 0), -(r.contentions or 0), r.name))
 
 
