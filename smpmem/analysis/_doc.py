@@ -145,8 +145,8 @@ def _html_block(b: Block) -> str:
     head = "".join(f'<th class="{a}">{e(c)}</th>' for a, c in zip(al, b.columns))
     body = "".join("<tr>" + "".join(f'<td class="{a}">{e(_cell(v))}</td>' for a, v in zip(al, row)) + "</tr>"
                    for row in b.rows)
-    cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cap = f'<p class="cap">{e(b.caption)}</p>' if b.caption else ""
+    return f"{cap}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _CSS = """
@@ -157,8 +157,8 @@ h2{margin-top:2em;border-bottom:1px solid #ccd;padding-bottom:.15em;color:#1f4f8
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
 dl.facts dt{font-weight:600}dl.facts dd{margin:0}
 nav ol{columns:3;font-size:.95em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
-caption{text-align:left;font-style:italic;padding:.2em 0}
+table{border-collapse:collapse;margin:.2em 0 .8em;font-size:.92em}
+p.cap{font-style:italic;margin:.8em 0 .2em;color:#333}
 th,td{border:1px solid #d0d4dc;padding:.25em .6em}
 th{background:#eef2f8}td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}td.l,th.l{text-align:left}
 tbody tr:nth-child(even){background:#f8f9fb}

@@ -42,6 +42,7 @@ from ._reader import HEADER_KEYS, Run
 CPU_PID = 0
 LANE_STRIDE = 10_000_000
 _MAX_SAFE = 2**53
+_HEADER = frozenset(HEADER_KEYS)
 _KEEP_ROOTS = 64
 # Events turned into slices (not instants) when they pair up.
 _SLICE_EVENTS = frozenset({"contention_begin", "contention_end", "lock_release", "sched_switch",
@@ -89,13 +90,11 @@ def _us(ns: int) -> float:
 
 
 def _args(rec: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in rec.items():
-        if k in HEADER_KEYS:
-            continue
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _MAX_SAFE:
-            v = hex(v)
-        out[k] = v
+    """The record's fields (no header), integers beyond 2^53 as hex text (JSON readers use doubles)."""
+    out = {k: v for k, v in rec.items() if k not in _HEADER}
+    for k, v in out.items():
+        if type(v) is int and (v >= _MAX_SAFE or v <= -_MAX_SAFE):
+            out[k] = hex(v)
     return out
 
 
