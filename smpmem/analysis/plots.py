@@ -202,8 +202,8 @@ def plot_reclaim_activity(col: Collector, out: Path, max_tasks: int = 12) -> Pat
     ax.grid(axis="x", alpha=0.3)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=COLORS[0], label="kswapd awake"), Patch(color=COLORS[3], label="direct reclaim stall")],
-              loc="upper right", fontsize=8, ncol=2)
+    fig.legend(handles=[Patch(color=COLORS[0], label="kswapd awake"), Patch(color=COLORS[3], label="direct reclaim stall")],
+               loc="outside lower center", fontsize=9, ncol=2, frameon=False)
     ax.set_title("Reclaim activity: kswapd awake spans and direct reclaim stalls", fontsize=12, fontweight="bold")
     return _save(fig, out, name)
 
@@ -233,7 +233,7 @@ def plot_lock_wait(col: Collector, out: Path, top: int = 6) -> Path | Skipped:
     ax.set_xlim(0, nb * w / div)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="lock class", title_fontsize=8)
     return _save(fig, out, name)
 
 
