@@ -166,8 +166,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.no_irq_info or args.compat_writepage:
         raise _Usage("--no-irq-info and --compat-writepage apply to --format ftrace only")
     res = export(run, args.format, args.out, **opts)
-    print(f"wrote {res.path}: {res.events} event(s), {res.lines} {'row' if args.format in ('csv', 'parquet') else 'line'}"
-          f"(s)" + "".join(f"; {n}" for n in res.notes))
+    unit = {"csv": "row(s) with the header", "parquet": "row(s)", "ftrace": "line(s)",
+            "perfetto": "trace event(s)"}[args.format]
+    print(f"wrote {res.path}: {res.events} event(s), {res.lines} {unit}" + "".join(f"; {n}" for n in res.notes))
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..trace.gfp import TLB_FLUSH_REASON, WB_WORK_REASON
-from ._collect import Collector, LockEv, Who
+from ._collect import Collector, LockEv, TaskFaults, Who
 from ._doc import Image, Pre, Report, Section  # noqa: F401  (Report re-exported)
 from ._fmt import fmt_dur, pct, percentile, rate
 from ._procfiles import LockRow, parse_lock_stat, render_lock_stat
@@ -378,6 +378,15 @@ def _tlb_section(run: Run, col: Collector, data: dict[str, Any]) -> Section:
     return s
 
 
+def tgid_map(run: Run) -> dict[int, int]:
+    """Thread id → process id from run.json ``processes[].tids`` (empty when the run does not list them)."""
+    out: dict[int, int] = {}
+    for p in run.run.get("processes") or []:
+        for tid in p.get("tids") or []:
+            out[int(tid)] = int(p["pid"])
+    return out
+
+
 def _faults_section(run: Run, col: Collector, data: dict[str, Any]) -> Section:
     s = Section("Page faults")
     c = run.counters
@@ -388,8 +397,15 @@ def _faults_section(run: Run, col: Collector, data: dict[str, Any]) -> Section:
         s.para("No page faults in this run (needs page_fault_user/page_fault_kernel events or "
                "pgfault/pgmajfault counters).")
         return s
-    if col.faults:
-        tasks = sorted(col.faults.items(), key=lambda kv: (-(kv[1].user + kv[1].kernel), kv[0]))
+    tgid = tgid_map(run)
+    per: dict[int, TaskFaults] = {}
+    for pid, t in col.faults.items():  # per process when run.json names each process's threads
+        key = tgid.get(pid, pid)
+        agg = per.setdefault(key, TaskFaults(t.comm))
+        agg.user, agg.kernel, agg.major = agg.user + t.user, agg.kernel + t.kernel, agg.major + t.major
+    unit = "process (threads summed by run.json processes[].tids)" if tgid else "task (pid as logged)"
+    if per:
+        tasks = sorted(per.items(), key=lambda kv: (-(kv[1].user + kv[1].kernel), kv[0]))
         rows = [[pid, t.comm, t.user + t.kernel, t.user, t.kernel, t.user + t.kernel - t.major, t.major]
                 for pid, t in tasks[:TOP_TASKS]]
         if len(tasks) > TOP_TASKS:
@@ -399,8 +415,8 @@ def _faults_section(run: Run, col: Collector, data: dict[str, Any]) -> Section:
             rows.append(["", f"{len(rest)} other tasks", tot, sum(t.user for _, t in rest),
                          sum(t.kernel for _, t in rest), tot - maj, maj])
         s.table(["pid", "comm", "faults", "user", "kernel", "minor", "major"], rows,
-                caption="Faults per task (major: the page had to be read — mm_filemap_add_to_page_cache "
-                        "or a swap-in — before the fault completed)", align="rlrrrrr")
+                caption=f"Faults per {unit}; major: the page had to be read (mm_filemap_add_to_page_cache "
+                        "or a swap-in) before the fault completed", align="rlrrrrr")
     total = sum(t.user + t.kernel for t in col.faults.values())
     major = sum(t.major for t in col.faults.values())
     line = f"From events: {total} fault(s), {major} major."

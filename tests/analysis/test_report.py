@@ -104,6 +104,18 @@ class TestOtherSections:
         assert f[101] == {"comm": "stress", "user": 1, "kernel": 0, "major": 0, "minor": 1}
         assert "From events: 3 fault(s), 1 major. vmstat: pgfault 3, pgmajfault 1." in report.to_markdown()
 
+    def test_faults_per_process_with_tids(self, tmp_path: Path) -> None:
+        """When run.json lists each process's thread ids, faults are summed per process."""
+        import orjson
+
+        d = small_run(tmp_path / "s")
+        info = orjson.loads((d / "run.json").read_bytes())
+        info["processes"] = [{"pid": 100, "comm": "stress", "threads": 2, "tids": [100, 101]}]
+        (d / "run.json").write_bytes(orjson.dumps(info))
+        md = analyze(d, plots=False).to_markdown()
+        assert "Faults per process (threads summed by run.json processes[].tids)" in md
+        assert "| 100 | stress | 3 | 3 | 0 | 2 | 1 |" in md
+
     def test_writeback_by_whom(self, report) -> None:  # type: ignore[no-untyped-def]
         """The flusher wrote writeback_start.nr_pages − writeback_written.nr_pages = 24 pages."""
         w = report.data["writeback"]
