@@ -80,6 +80,10 @@ class Kernel(Machine):
 
         # mm_core_init: zones, memblock, the buddy allocator, pagesets, watermarks.
         self.page_alloc = page_alloc_init(self, self.bootmem)
+        from .mm.lru import check_lru_counts, lru_init
+
+        lru_init(self)  # a lruvec per node (mm/swap.c, mm_inline.h)
+        self.add_check("lru_counts", lambda: check_lru_counts(self))
 
     def add_check(self, name: str, fn: Check) -> None:
         """Register an invariant check (run at every hand-off in debug mode)."""

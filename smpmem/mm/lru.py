@@ -1,0 +1,235 @@
+"""LRU lists: models ``struct lruvec`` (include/linux/mmzone.h), include/linux/mm_inline.h and the LRU half of mm/swap.c.
+
+Modelled: one lruvec per node (memcg disabled) with the five lists
+(inactive/active anon/file, unevictable) under ``lruvec->lru_lock``; per-CPU
+``folio_batch`` batching of additions (``folio_add_lru`` puts the page in
+this CPU's batch of ``PAGEVEC_SIZE`` = 31 and moves the whole batch under one
+``lru_lock`` acquisition when it is full); ``lru_add_drain``;
+``folio_mark_accessed`` (referenced → active); ``folio_activate`` /
+``folio_deactivate``; the ``nr_{zone_,}{in,}active_{anon,file}`` counters.
+Simplified: no memcg, no MGLRU, no mlock; activation from a batch happens at
+the next drain rather than through a separate batch.
+
+A list is an ``OrderedDict`` of pages: the *head* (where the kernel's
+``list_add`` puts new pages) is the dict's end, the *tail* (where reclaim
+isolates from, ``lru_to_folio``) is its start. ``page.lru`` holds the list
+index while the page is on an LRU (and ``PG_lru`` is set).
+
+Lock order: ``lruvec->lru_lock`` is taken inside ``mmap_lock``, ``i_pages``
+and the page table locks, never the other way round (mm/rmap.c's tree).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Iterable
+
+from ..sim import SpinLock
+from .page import PG_active, PG_lru, PG_referenced, PG_swapbacked, PG_unevictable, PG_workingset, Page
+from .zone import (
+    NR_LRU_BASE,
+    NR_ZONE_LRU_BASE,
+    mod_node_page_state,
+    mod_zone_page_state,
+)
+
+if TYPE_CHECKING:
+    from ..sim import Thread
+
+# enum lru_list (include/linux/mmzone.h)
+LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, LRU_UNEVICTABLE = range(5)
+NR_LRU_LISTS = 5
+LRU_BASE_FILE = LRU_INACTIVE_FILE
+LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
+PAGEVEC_SIZE = 31  # include/linux/pagevec.h
+
+
+def folio_is_file_lru(page: Page) -> bool:
+    """``folio_is_file_lru``: page cache (not swap-backed) pages go on the file lists."""
+    return not page.flags & (1 << PG_swapbacked)
+
+
+def folio_lru_list(page: Page) -> int:
+    """``folio_lru_list``: which list a page belongs on, from its flags."""
+    if page.flags & (1 << PG_unevictable):
+        return LRU_UNEVICTABLE
+    lru = LRU_INACTIVE_FILE if folio_is_file_lru(page) else LRU_INACTIVE_ANON
+    if page.flags & (1 << PG_active):
+        lru += 1  # LRU_ACTIVE
+    return lru
+
+
+class LruVec:
+    """``struct lruvec`` of one node: the lists and the lock protecting them.
+
+    ``lists[lru]`` is protected by ``lru_lock``; the counters are the node's
+    and the zones' ``vm_stat`` entries, updated under the same lock.
+    """
+
+    def __init__(self, kernel: object, pgdat: object) -> None:
+        self.pgdat = pgdat
+        self.lists: list[OrderedDict[Page, None]] = [OrderedDict() for _ in range(NR_LRU_LISTS)]
+        self.lru_lock = SpinLock(kernel, "&lruvec->lru_lock")  # type: ignore[arg-type]
+
+    def size(self, lru: int) -> int:
+        return len(self.lists[lru])
+
+    # -- include/linux/mm_inline.h: called with lru_lock held ------------------
+    def add_folio(self, page: Page) -> None:
+        """``lruvec_add_folio``: at the head of its list."""
+        lru = folio_lru_list(page)
+        self.lists[lru][page] = None
+        page.lru = lru
+        page.flags |= 1 << PG_lru
+        self._account(page, lru, 1)
+
+    def add_folio_tail(self, page: Page) -> None:
+        """``lruvec_add_folio_tail``: at the tail (reclaimed first), for rotation."""
+        lru = folio_lru_list(page)
+        lst = self.lists[lru]
+        lst[page] = None
+        lst.move_to_end(page, last=False)
+        page.lru = lru
+        page.flags |= 1 << PG_lru
+        self._account(page, lru, 1)
+
+    def del_folio(self, page: Page) -> None:
+        """``lruvec_del_folio``: off its list (the caller clears PG_lru when isolating)."""
+        lru = page.lru
+        del self.lists[lru][page]
+        page.lru = None
+        self._account(page, lru, -1)
+
+    def _account(self, page: Page, lru: int, sign: int) -> None:
+        n = sign << page.order
+        mod_node_page_state(page.zone.zone_pgdat, NR_LRU_BASE + lru, n)
+        mod_zone_page_state(page.zone, NR_ZONE_LRU_BASE + lru, n)
+
+    def tail(self, lru: int) -> Iterable[Page]:
+        """Pages from the tail (oldest) towards the head."""
+        return iter(self.lists[lru])
+
+
+def lruvec_of(page: Page) -> LruVec:
+    """``folio_lruvec``: the node's lruvec (no memcg)."""
+    return page.zone.zone_pgdat.lruvec
+
+
+def lru_init(kernel: object) -> None:
+    """Give every node its lruvec (called at boot, after the zones exist)."""
+    for pgdat in kernel.page_alloc.nodes:  # type: ignore[attr-defined]
+        pgdat.lruvec = LruVec(kernel, pgdat)
+
+
+def _batch(th: "Thread") -> list[Page]:
+    b = th.cpu.percpu.get("lru_add")
+    if b is None:
+        b = th.cpu.percpu["lru_add"] = []
+    return b
+
+
+async def folio_add_lru(th: "Thread", page: Page) -> None:
+    """``folio_add_lru``: queue a new page for its LRU on this CPU; move the batch when full.
+
+    The page takes a reference while it sits in the batch (``folio_get``),
+    dropped when the batch is moved, as mm/swap.c does.
+    """
+    assert not page.flags & (1 << PG_lru), f"page pfn 0x{page.pfn:x} already on an LRU"
+    page._refcount += 1
+    b = _batch(th)
+    b.append(page)
+    th.charge(th.machine.costs.pcp_list_op)
+    if len(b) >= PAGEVEC_SIZE or page.order > 0:
+        await lru_add_drain(th)
+
+
+async def lru_add_drain(th: "Thread") -> None:
+    """``lru_add_drain``: move this CPU's batch to the LRU lists, one lock round per node."""
+    b = th.cpu.percpu.get("lru_add")
+    if not b:
+        return
+    pages = list(b)
+    b.clear()
+    await folio_batch_move_lru(th, pages)
+
+
+async def folio_batch_move_lru(th: "Thread", pages: list[Page]) -> None:
+    """``folio_batch_move_lru`` with ``lru_add_fn``: take each node's lru_lock once and add the pages."""
+    by_node: dict[int, list[Page]] = {}
+    for p in pages:
+        by_node.setdefault(p.zone.node, []).append(p)
+    cost = th.machine.costs.pcp_list_op
+    for nid in sorted(by_node):
+        lst = by_node[nid]
+        lruvec = lst[0].zone.zone_pgdat.lruvec
+        await lruvec.lru_lock.acquire_irqsave(th, site="folio_batch_move_lru+0x9c/0x1a0")
+        for p in lst:
+            p._refcount -= 1  # the batch's reference
+            if p._refcount <= 0 or p.flags & (1 << PG_lru) or p.lru is not None:
+                # Freed or isolated while it waited in the batch: nothing to add.
+                continue
+            lruvec.add_folio(p)
+            th.charge(cost)
+        await lruvec.lru_lock.release_irqrestore(th)
+    # Pages whose last reference was the batch's are freed by the caller of put_page paths;
+    # a page is only put in a batch by an owner that keeps its own reference.
+
+
+def folio_mark_accessed(page: Page) -> None:
+    """``folio_mark_accessed``: inactive,unreferenced → inactive,referenced → active.
+
+    Activation of a page already on a list is done by reclaim's next look
+    (the kernel queues it on a per-CPU batch; the effect is the same at the
+    next drain). A page not yet on an LRU is simply marked active.
+    """
+    f = page.flags
+    if f & (1 << PG_active):
+        page.flags = f | (1 << PG_referenced)
+        return
+    if not f & (1 << PG_referenced):
+        page.flags = f | (1 << PG_referenced)
+        return
+    if not f & (1 << PG_lru):
+        page.flags = (f | (1 << PG_active)) & ~(1 << PG_referenced)
+        return
+    lruvec = lruvec_of(page)
+    # folio_activate: move to the active list (caller context may not hold lru_lock:
+    # the list move is atomic at this virtual instant).
+    lruvec.del_folio(page)
+    page.flags = (f | (1 << PG_active) | (1 << PG_workingset)) & ~(1 << PG_referenced)
+    lruvec.add_folio(page)
+
+
+async def folio_isolate_lru(th: "Thread", page: Page) -> bool:
+    """``folio_isolate_lru``: take one page off its LRU (PG_lru cleared, a reference taken)."""
+    if not page.flags & (1 << PG_lru):
+        return False
+    lruvec = lruvec_of(page)
+    await lruvec.lru_lock.acquire_irqsave(th, site="folio_isolate_lru+0x5c/0x1a0")
+    ok = bool(page.flags & (1 << PG_lru))
+    if ok:
+        page.flags &= ~(1 << PG_lru)
+        page._refcount += 1
+        lruvec.del_folio(page)
+    await lruvec.lru_lock.release_irqrestore(th)
+    return ok
+
+
+def lru_del_on_free(page: Page) -> None:
+    """``__page_cache_release``: a page whose last reference goes is taken off its LRU first."""
+    if page.flags & (1 << PG_lru):
+        lruvec_of(page).del_folio(page)
+        page.flags &= ~((1 << PG_lru) | (1 << PG_active))
+
+
+def check_lru_counts(kernel: object) -> str | None:
+    """Invariant: every list's length equals its node counter; list members carry PG_lru and their index."""
+    for pgdat in kernel.page_alloc.nodes:  # type: ignore[attr-defined]
+        lv: LruVec | None = getattr(pgdat, "lruvec", None)
+        if lv is None:
+            continue
+        for lru, lst in enumerate(lv.lists):
+            pages = sum(1 << p.order for p in lst)
+            if pages != pgdat.vm_stat[NR_LRU_BASE + lru]:
+                return f"node {pgdat.node_id} {LRU_NAMES[lru]}: {pages} pages listed, counter {pgdat.vm_stat[NR_LRU_BASE + lru]}"
+    return None
