@@ -44,6 +44,16 @@ class CostModel:
     copy_page: int = 700              # copy_page() of 4 KiB
     # --- faults -------------------------------------------------------------
     fault_entry: int = 600            # exception entry, find_vma, handle_mm_fault overhead
+    # --- page cache, block layer, writeback (mm/filemap.c, block/, fs/) ------
+    pagecache_lookup: int = 40        # one xarray lookup in mapping->i_pages (RCU walk)
+    pagecache_insert: int = 150       # __filemap_add_folio / __filemap_remove_folio: xarray store + counters
+    copy_user_page: int = 600         # copy_{to,from}_user of 4 KiB between a user buffer and the page cache
+    bio_submit: int = 1500            # submit_bio(): bio setup, blk-mq tag and dispatch to the driver
+    bio_complete: int = 1000          # the completion interrupt and bio end_io, charged to the interrupted CPU
+    writepage: int = 400              # one folio through write_cache_pages: lock, clear dirty, start writeback
+    buffer_head_op: int = 80          # alloc/attach/look up one buffer_head on a block-device page
+    dentry_lookup: int = 120          # d_lookup(): dcache hash walk and d_lockref get
+    inode_init: int = 500             # iget/new_inode: fill a fresh inode from its on-disk copy
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "CostModel":
         """A copy with some costs replaced; unknown names or bad values raise ValueError."""
