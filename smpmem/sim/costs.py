@@ -54,6 +54,12 @@ class CostModel:
     buffer_head_op: int = 80          # alloc/attach/look up one buffer_head on a block-device page
     dentry_lookup: int = 120          # d_lookup(): dcache hash walk and d_lockref get
     inode_init: int = 500             # iget/new_inode: fill a fresh inode from its on-disk copy
+    # --- address spaces: VMAs, page tables, rmap (mm/mmap.c, mm/memory.c, mm/rmap.c) --
+    vma_op: int = 150                 # find, insert, split or merge one VMA in the maple tree (vma_iter_store)
+    pte_op: int = 10                  # read-modify-write of one PTE under its page-table lock
+    copy_pte: int = 15                # copy_present_pte() for one PTE at fork (rmap dup, wrprotect)
+    zap_pte: int = 15                 # zap_present_ptes() for one PTE: clear, rmap remove, gather the page
+    rmap_op: int = 30                 # one anon_vma / i_mmap step of an rmap walk (vma_address, pte lookup)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "CostModel":
         """A copy with some costs replaced; unknown names or bad values raise ValueError."""
