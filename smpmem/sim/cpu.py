@@ -187,6 +187,9 @@ class Thread(Actor):
         self.on_cpu = True
         self.slice_start = self.sim.now
         self._bind_log()
+        hook = self.machine.switch_hook
+        if hook is not None:
+            hook(cpu, self)
 
     def _bind_log(self) -> None:
         if self.log is None or self.log._context["cpu"] != self.cpu.id:
@@ -208,6 +211,9 @@ class Thread(Actor):
                 tr.emit(sched_events.sched_switch, self, prev_comm=self.comm, prev_pid=self.pid,
                         prev_state=state, next_comm=nxt.comm, next_pid=nxt.pid)
             self.sim.wake(nxt, self.sim.now + self.machine.costs.context_switch)
+        hook = self.machine.switch_hook
+        if hook is not None:
+            hook(cpu, cpu.current)  # context_switch(): switch_mm or enter_lazy_tlb
 
     async def _preempt(self) -> None:
         self.nr_involuntary += 1
@@ -271,6 +277,9 @@ class Machine:
         self.cpus = [CPU(self, i) for i in range(ncpus)]
         self._next_pid = 1
         self.threads: list[Thread] = []
+        # Called as hook(cpu, next_thread_or_None) whenever a CPU changes what it runs
+        # (the memory model's switch_mm / enter_lazy_tlb); None: no hook.
+        self.switch_hook: Callable[[CPU, Thread | None], None] | None = None
 
     # -- randomness ------------------------------------------------------------
     def rng_for(self, name: str) -> random.Random:
