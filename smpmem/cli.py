@@ -50,12 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("events", help="the event catalog (optionally filtered by globs)")
     e.add_argument("globs", nargs="?", default="*")
+
+    from .analysis.cli import add_commands
+
+    p.set_defaults(_extra=add_commands(sub))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "events": cmd_events}[args.command](args)
+    handlers = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "events": cmd_events, **args._extra}
+    return handlers[args.command](args)
 
 
 def scenarios_dir() -> Path:

@@ -137,7 +137,7 @@ def run_scenario(
         "wall_s": round(wall, 3),
         "events": tracer.lines,
         "events_enabled": [e.qualname for e in tracer.enabled],
-        "counters": dict(sorted(kernel.vmstat.items())),
+        "counters": counters_of(snapshot, kernel),
         "locks": lock_summary(kernel),
         "processes": process_summary(kernel),
         "config": scenario.resolved(),
@@ -240,6 +240,19 @@ def write_proc(d: Path, files: dict[str, str]) -> None:
         p = d / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+
+
+def counters_of(snapshot: dict[str, str], kernel: Kernel) -> dict[str, int]:
+    """The run's final /proc/vmstat as {name: value} (every counter, zone and event ones alike)."""
+    text = snapshot.get("vmstat")
+    if text is None:
+        return dict(sorted(kernel.vmstat.items()))
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[name] = int(value)
+    return out
 
 
 def lock_summary(kernel: Kernel) -> dict[str, dict[str, int]]:
