@@ -105,3 +105,46 @@ class TestTables:
                                           error_code=2)])
         t = pq.read_table(export(load(d), "parquet", tmp_path / "x.parquet").path)
         assert t.to_pydict()["address"] == ["4096", "copy_page"]
+
+
+KERNEL_SOURCE_TOOL = Path(__file__).parents[3] / "shared/tools/kernel-source"
+
+
+def _vmscan_script() -> Path:
+    import shutil
+    import subprocess
+
+    if not KERNEL_SOURCE_TOOL.is_file() or shutil.which("perl") is None:
+        pytest.skip("needs shared/tools/kernel-source and perl for the kernel's post-processing script")
+    out = subprocess.run(["bash", str(KERNEL_SOURCE_TOOL)], capture_output=True, text=True, check=True, timeout=900)
+    return Path(out.stdout.strip().splitlines()[-1]) / "Documentation/trace/postprocess/trace-vmscan-postprocess.pl"
+
+
+def test_kernel_vmscan_script_agrees_with_report(small: Path, tmp_path: Path) -> None:
+    """trace-vmscan-postprocess.pl on the ftrace export gives the report's reclaim figures."""
+    import subprocess
+
+    from smpmem.analysis import analyze
+
+    script = _vmscan_script()
+    trace = export(load(small), "ftrace", tmp_path / "t.txt", compat_writepage=True).path.read_text()
+    out = subprocess.run(["perl", str(script)], input=trace, capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    summary = {}
+    for line in out.splitlines():
+        key, sep, val = line.partition(":")
+        if sep and val.strip().isdigit():
+            summary[key.strip()] = int(val)
+    r = analyze(small, plots=False).data["reclaim"]
+    k, d = r["kswapd"], r["direct"]
+    assert summary["Direct reclaims"] == d["reclaims"] == 2
+    assert (summary["Direct reclaim file pages scanned"], summary["Direct reclaim anon pages scanned"]) == (
+        d["scanned"][1], d["scanned"][0])
+    assert summary["Direct reclaim pages reclaimed"] == d["reclaimed_total"]
+    assert summary["Wake kswapd requests"] == r["wakeup_kswapd"]
+    assert summary["Kswapd wakeups"] == k["wakes"]
+    assert (summary["Kswapd file pages scanned"], summary["Kswapd anon pages scanned"]) == (
+        k["scanned"][1], k["scanned"][0])
+    assert (summary["Kswapd file pages reclaimed"], summary["Kswapd anon pages reclaimed"]) == (
+        k["reclaimed"][1], k["reclaimed"][0])
+    assert summary["Kswapd reclaim write anon async I/O"] == k["writes"][0]
