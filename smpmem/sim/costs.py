@@ -60,6 +60,12 @@ class CostModel:
     copy_pte: int = 15                # copy_present_pte() for one PTE at fork (rmap dup, wrprotect)
     zap_pte: int = 15                 # zap_present_ptes() for one PTE: clear, rmap remove, gather the page
     rmap_op: int = 30                 # one anon_vma / i_mmap step of an rmap walk (vma_address, pte lookup)
+    # --- kernel object allocators: slab, vmalloc (mm/slab.c, mm/vmalloc.c) -----
+    slab_array_op: int = 20           # take or put an object in a per-CPU array cache (SLAB fast path, irqs off)
+    slab_obj_move: int = 10           # move one object between a slab and an array cache under list_lock
+    slab_grow: int = 300              # cache_grow_begin/end beyond the page allocation: slab management, colour
+    slab_init_obj: int = 5            # cache_init_objs() for one object (the constructor's own work excluded)
+    vmap_area_op: int = 200           # find, split, insert or merge one vmap_area in the vmalloc rb-trees
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "CostModel":
         """A copy with some costs replaced; unknown names or bad values raise ValueError."""
