@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the run directory here and keep it")
     ap.add_argument("--exports", action="store_true", help="also time the ftrace, perfetto, csv, parquet exports")
-    args = ap.parse_args(argv)
+    args = ap.parse_args([] if argv is None else argv)  # main() from `python -m bench`: the defaults
 
     from smpmem.analysis import analyze, load
     from smpmem.analysis.report import collect
@@ -153,4 +153,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -84,6 +84,9 @@ class Kernel(Machine):
 
         lru_init(self)  # a lruvec per node (mm/swap.c, mm_inline.h)
         self.add_check("lru_counts", lambda: check_lru_counts(self))
+        from .mm.memory import mm_init
+
+        mm_init(self)  # TLBs, the zero page, the mm lock order and checks (mm/memory.c, arch/x86/mm/tlb.c)
 
     def add_check(self, name: str, fn: Check) -> None:
         """Register an invariant check (run at every hand-off in debug mode)."""

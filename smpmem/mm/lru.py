@@ -159,20 +159,30 @@ async def folio_batch_move_lru(th: "Thread", pages: list[Page]) -> None:
     for p in pages:
         by_node.setdefault(p.zone.node, []).append(p)
     cost = th.machine.costs.pcp_list_op
+    dead: list[Page] = []
     for nid in sorted(by_node):
         lst = by_node[nid]
         lruvec = lst[0].zone.zone_pgdat.lruvec
         await lruvec.lru_lock.acquire_irqsave(th, site="folio_batch_move_lru+0x9c/0x1a0")
         for p in lst:
             p._refcount -= 1  # the batch's reference
-            if p._refcount <= 0 or p.flags & (1 << PG_lru) or p.lru is not None:
-                # Freed or isolated while it waited in the batch: nothing to add.
+            if p._refcount <= 0:
+                dead.append(p)  # its owner let go while it waited here: folios_put frees it
                 continue
+            if p.flags & (1 << PG_lru) or p.lru is not None:
+                continue  # isolated or already added: nothing to do
             lruvec.add_folio(p)
             th.charge(cost)
         await lruvec.lru_lock.release_irqrestore(th)
-    # Pages whose last reference was the batch's are freed by the caller of put_page paths;
-    # a page is only put in a batch by an owner that keeps its own reference.
+    if dead:
+        # folios_put(fbatch): the batch held the last reference (the page was unmapped or
+        # truncated meanwhile); free_pages_prepare clears an anon page's mapping.
+        from .page_alloc import free_unref_folios
+
+        for p in dead:
+            p.mapping = None
+            p.flags &= ~((1 << PG_unevictable) | (1 << PG_active))
+        await free_unref_folios(th.machine.page_alloc, th, dead)  # type: ignore[attr-defined]
 
 
 def folio_mark_accessed(page: Page) -> None:

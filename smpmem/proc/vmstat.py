@@ -61,7 +61,10 @@ _EVENTS_AFTER_ZONES = (
     "thp_deferred_split_page", "thp_underused_split_page", "thp_split_pmd", "thp_scan_exceed_none_pte",
     "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte", "thp_split_pud", "thp_zero_page_alloc",
     "thp_zero_page_alloc_failed", "thp_swpout", "thp_swpout_fallback", "balloon_inflate",
-    "balloon_deflate", "balloon_migrate", "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero",
+    "balloon_deflate", "balloon_migrate",
+    # CONFIG_DEBUG_TLBFLUSH (counted by arch/x86/mm/tlb.c; smpmem always has them)
+    "nr_tlb_remote_flush", "nr_tlb_remote_flush_received", "nr_tlb_local_flush_all", "nr_tlb_local_flush_one",
+    "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero",
     "ksm_swpin_copy", "cow_ksm", "zswpin", "zswpout", "zswpwb", "direct_map_level2_splits",
     "direct_map_level3_splits", "direct_map_level2_collapses", "direct_map_level3_collapses",
 )

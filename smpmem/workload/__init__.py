@@ -9,3 +9,4 @@ model; the runtime steps (``compute``, ``lock``, ``sleep``, ``loop``,
 
 from ._process import Process as Process, start_processes as start_processes
 from ._program import ProgramExit as ProgramExit, run_program as run_program
+from . import _syscalls  # noqa: F401,E402  (registers the memory steps: mmap, touch, fork, ...)

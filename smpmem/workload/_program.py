@@ -113,9 +113,16 @@ async def _spawn_threads(th: Thread, step: Any) -> None:
     proc = th.process
     if proc is None:
         raise ProgramError("spawn_threads outside a process")
+    from ._process import CLONE_THREAD_FLAGS, run_thread
+    from ._syscalls import trace_newtask
+
     k = th.machine
     th.charge(k.costs.syscall_entry * step.count)
     await th.sync()
     for _ in range(step.count):
         t = proc.new_thread(allowed=th.allowed)
-        k.start_thread(t, run_program, step.program)  # type: ignore[attr-defined]
+        proc.regions[t.pid] = dict(proc.regions.get(th.pid, {}))  # it sees what was mapped before
+        if proc.mm is not None:
+            proc.mm.mm_users += 1  # copy_mm with CLONE_VM: mmget, the thread shares the address space
+        trace_newtask(th, t.pid, proc.comm, CLONE_THREAD_FLAGS, proc.oom_score_adj)
+        k.start_thread(t, run_thread, step.program)  # type: ignore[attr-defined]
