@@ -68,7 +68,13 @@ class Kernel(Machine):
         self.reclaim = ReclaimHooks()
         self.checks = Checks()
         self.processes: dict[int, Any] = {}  # tgid -> workload process
+        if scenario.run.schedule == "pct":  # schedule exploration (smpmem explore): PCT order of same-instant wake-ups
+            from .sim.engine import PctSchedule
+
+            self.sim.pct = PctSchedule(scenario.run.seed, scenario.run.pct_depth)
         self.boot()
+        if scenario.tunables.tlb_skip_shootdown:  # a deliberately broken protocol, for explore (tlb_init set False)
+            self.tlb_skip_shootdown = True
         if self.debug_vm and self.checks.fns:
             self.sim.on_switch = self.checks.run
 

@@ -294,6 +294,11 @@ class Tunables(_Model):
     oom_kill_allocating_task: Annotated[Literal[0, 1], NoBool] = F(
         0, doc="0: the OOM killer scans for the task with the highest badness; 1: it kills the task whose "
                "allocation failed.")
+    tlb_skip_shootdown: bool = F(
+        False, doc="DEBUG, a deliberately broken protocol: flush_tlb_mm_range() changes the page tables and "
+                   "flushes the local TLB but sends no shootdown IPIs, so other CPUs keep stale translations of "
+                   "unmapped or write-protected pages. With run.debug_vm the TLB check reports it (ModelBug); "
+                   "scenarios/broken-shootdown.toml uses it to test `smpmem explore`. Never set it otherwise.")
 
     @model_validator(mode="before")
     @classmethod
@@ -377,6 +382,15 @@ class Run(_Model):
                                  "like CONFIG_DEBUG_VM. Slower; on by default.")
     max_events: Optional[Annotated[int, Field(ge=1, le=I64_MAX)]] = F(
         None, unit="events", default_doc="unset: no limit", doc="Stop the run after this many logged events.")
+    schedule: Literal["fifo", "pct"] = F(
+        "fifo", doc='Order of wake-ups due at the same virtual instant. "fifo": the order they were queued in '
+                    '(the default; the event log depends only on the seed\'s random streams). "pct": schedule '
+                    "exploration after PCT: each thread gets a random priority drawn from the seed, and at "
+                    "pct_depth − 1 random moments the thread being scheduled drops below all others; the "
+                    "highest priority goes first. Used by `smpmem explore` to find interleavings that break an "
+                    "invariant; still deterministic for one seed.")
+    pct_depth: int = F(3, ge=1, le=64, unit="change points + 1",
+                       doc="PCT's bug depth d (schedule = \"pct\" only): d − 1 priority change points per run.")
 
     def selected_events(self) -> list[catalog.EventType]:
         """The event types ``events`` selects (none for ``[]``)."""

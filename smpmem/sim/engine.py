@@ -22,11 +22,19 @@ Life cycle of an :class:`Actor`::
        ^                              |   ^                   |
        |                              |   +---(woken/popped)--+
        +------------------------------+--(returns / killed)--> done
+
+Schedule exploration (off by default): with a :class:`PctSchedule` in
+``Simulator.pct`` the entries due at the *same* instant leave the heap in
+the order of a seeded random priority per actor instead of FIFO. Different
+times still go in time order; the order stays total and the same in every
+process for one seed. ``smpmem explore`` runs many seeds this way.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, final
 
@@ -53,6 +61,56 @@ def _abort_failed(_: Any) -> Abort:
     # The engine owns rescheduling: trio's cancellation never wakes a blocked
     # actor directly (that would make two tasks runnable at once).
     return Abort.FAILED
+
+
+@final
+class PctSchedule:
+    """Same-instant order for schedule exploration, after PCT (Burckhardt et al., ASPLOS 2010).
+
+    PCT gives every thread a random priority and, at ``depth - 1`` random
+    steps (the *priority change points*), drops the running thread's
+    priority below all the others: a bug of depth ``d`` (``d`` ordering
+    constraints) is then found with probability at least ``1/(n k^(d-1))``
+    per run. Here a "step" is a push onto the engine's heap, and priority
+    only breaks ties between entries due at the same virtual time (time
+    itself is never reordered). The heap key of an entry becomes
+    ``rank << 40 | seq``: lower rank first, FIFO ``seq`` among equal ranks,
+    so the order is total. Change points are drawn log-uniformly over the
+    first ``horizon`` pushes (the length of a run is not known in advance),
+    so early and late moments of short and long runs are both sampled.
+
+    Deterministic: one ``random.Random`` stream seeded from the string
+    ``"pct/<seed>"`` (string seeds are hashed with SHA-512, not ``hash()``),
+    drawn in push order, which is itself deterministic.
+    """
+
+    __slots__ = ("rng", "rank", "pushes", "changes", "depth")
+
+    SEQ_BITS = 40  # seq < 2**40 pushes per run
+    LOWEST = 1 << 31  # ranks of demoted actors sit just below this; initial ranks are below 2**30
+
+    def __init__(self, seed: int, depth: int = 3, horizon: int = 1 << 24) -> None:
+        self.rng = random.Random(f"pct/{seed}")
+        self.depth = depth
+        self.rank: dict[int, int] = {}  # actor uid -> rank (lower runs first at one instant)
+        self.pushes = 0
+        # change point i (1-based) at push number changes[i - 1]; log-uniform in [1, horizon]
+        log_h = math.log(horizon)
+        self.changes = sorted(int(math.exp(self.rng.uniform(0.0, log_h))) for _ in range(max(depth - 1, 0)))
+
+    def key(self, actor: "Actor", seq: int) -> int:
+        """The heap key of ``actor``'s entry pushed with sequence number ``seq``."""
+        self.pushes += 1
+        uid = actor.uid
+        changes = self.changes
+        if changes and self.pushes >= changes[0]:
+            changes.pop(0)
+            # Change point i: the actor being scheduled drops below every initial priority.
+            self.rank[uid] = self.LOWEST - (self.depth - 1 - len(changes))
+        r = self.rank.get(uid)
+        if r is None:
+            r = self.rank[uid] = self.rng.randrange(1 << 20, 1 << 30)
+        return (r << self.SEQ_BITS) | seq
 
 
 class Actor:
@@ -98,6 +156,9 @@ class Simulator:
         self.now: int = 0
         self._heap: list[tuple[int, int, Actor]] = []
         self._seq = 0  # the heap tie-break: FIFO among entries due at the same instant
+        # Schedule exploration: when set, same-instant entries are ordered by PCT priority
+        # (PctSchedule.key) instead of FIFO; None (the default) keeps FIFO and byte-identical logs.
+        self.pct: PctSchedule | None = None
         self._uid = 0
         self.current: Actor | None = None
         self._driver = Actor(self, "driver")
@@ -156,8 +217,11 @@ class Simulator:
     # -- the hand-off ---------------------------------------------------------
     def _push(self, actor: Actor, t: int) -> None:
         self._seq += 1
-        actor.token = self._seq
-        heapq.heappush(self._heap, (t, self._seq, actor))
+        seq = self._seq
+        if self.pct is not None:  # schedule exploration: PCT priority first, then FIFO
+            seq = self.pct.key(actor, seq) if actor is not self._driver else seq
+        actor.token = seq
+        heapq.heappush(self._heap, (t, seq, actor))
 
     def _hand_off(self) -> None:
         """Make the next due actor runnable (the caller is about to block or end)."""
@@ -212,7 +276,10 @@ class Simulator:
             self.now = t  # still the earliest: continue without a switch
             return
         self._seq += 1
-        actor.token = seq = self._seq
+        seq = self._seq
+        if self.pct is not None:  # schedule exploration (see _push)
+            seq = self.pct.key(actor, seq)
+        actor.token = seq
         heapq.heappush(heap, (t, seq, actor))
         self._hand_off()
         await wait_task_rescheduled(_abort_failed)
@@ -228,7 +295,10 @@ class Simulator:
             self.now = t
             return
         self._seq += 1
-        actor.token = seq = self._seq
+        seq = self._seq
+        if self.pct is not None:  # schedule exploration (see _push)
+            seq = self.pct.key(actor, seq)
+        actor.token = seq
         heapq.heappush(heap, (t, seq, actor))
         self._hand_off()
         await wait_task_rescheduled(_abort_failed)
