@@ -385,7 +385,7 @@ class PageAllocator:
         self.alloc_failures: list[str] = []  # warn_alloc() messages, most recent last (at most 100)
         self._zonelists: dict[tuple[int, bool], list[list[Zone]]] = {}
         self._pgalloc_names: list[str] = []
-        self._checked_at = -1
+        self.check_failed = False  # a check has reported a broken invariant (reported once)
 
     def _reserve_ratios(self, ratios: Sequence[int]) -> list[int]:
         """sysctl_lowmem_reserve_ratio by zone index: the scenario's DMA, DMA32, Normal, HighMem; 0 beyond."""
@@ -589,11 +589,22 @@ class PageAllocator:
     # ------------------------------------------------------------------------------------
     # Invariant checks (registered with kernel.add_check)
     # ------------------------------------------------------------------------------------
+    def _once(self, reason: str | None) -> str | None:
+        """Report a broken invariant once: the engine runs the checks again while the run stops."""
+        if reason is not None:
+            if self.check_failed:
+                return None
+            self.check_failed = True
+        return reason
+
     def check_conservation(self) -> str | None:
         """Per zone: free in the buddy lists + on pcp lists + in flight + allocated == managed."""
+        return self._once(self._conservation())
+
+    def _conservation(self) -> str | None:
         for z in self.populated:
             buddy = z.buddy_free_pages()
-            pcp = z.pcp_pages()
+            pcp = z.pcp_list_pages()
             total = buddy + pcp + z.nr_in_flight + z.nr_allocated
             if total != z.managed_pages:
                 return (f"node {z.node} zone {z.name}: buddy {buddy} + pcp {pcp} + in flight {z.nr_in_flight} + "
@@ -607,6 +618,9 @@ class PageAllocator:
 
     def check_new_free_blocks(self) -> str | None:
         """Free blocks added since the last check: aligned, inside the zone, overlapping no other free block."""
+        return self._once(self._new_free_blocks())
+
+    def _new_free_blocks(self) -> str | None:
         for z in self.populated:
             if not z.new_free:
                 continue
@@ -1066,6 +1080,7 @@ async def rmqueue_pcplist(pa: "PageAllocator", th: "Thread", preferred: Zone, zo
                 return None
         pfn = lst.popleft()  # list_first_entry
         pcp.count -= 1 << order
+        zone.nr_allocated += 1 << order  # the caller's from here on
         th.pending += pa.costs.pcp_list_op
     finally:
         _pcp_unlock(pa, th, cpu)
@@ -1086,6 +1101,8 @@ async def rmqueue_buddy(pa: "PageAllocator", th: "Thread", preferred: Zone, zone
         pfn = __rmqueue(pa, th, zone, order, mt, alloc_flags, [RMQUEUE_NORMAL])
         if pfn is None and alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK):
             pfn = __rmqueue_smallest(pa, th, zone, order, MIGRATE_HIGHATOMIC)
+    if pfn is not None:
+        zone.nr_allocated += 1 << order  # the caller's from here on
     await lock.release_irqrestore(th)
     if pfn is None:
         return None
@@ -1128,6 +1145,7 @@ async def free_unref_page_commit(pa: "PageAllocator", th: "Thread", zone: Zone, 
     pindex = order_to_pindex(mt, order)
     pcp.lists[pindex].appendleft(pfn)  # list_add
     pcp.count += 1 << order
+    zone.nr_allocated -= 1 << order
     th.pending += pa.costs.pcp_list_op
     batch = pcp.batch
     free_high = False
@@ -1152,6 +1170,7 @@ async def free_one_page(pa: "PageAllocator", th: "Thread", zone: Zone, pfn: int,
     """``free_one_page``: straight to the buddy lists under ``zone->lock``."""
     lock = zone.lock
     await lock.acquire_irqsave(th, "free_one_page")
+    zone.nr_allocated -= 1 << order
     _split_large_buddy(pa, th, zone, pfn, order, fpi_flags)
     await lock.release_irqrestore(th)
     pa.vmstat["pgfree"] += 1 << order
@@ -1383,7 +1402,6 @@ def prep_new_page(pa: "PageAllocator", th: "Thread", zone: Zone, pfn: int, order
     if gfp & G.__GFP_ZERO:
         th.pending += pa.costs.clear_page << order
     pages[pfn] = page
-    zone.nr_allocated += 1 << order
     return page
 
 
@@ -1669,7 +1687,6 @@ def _free_pages_prepare(pa: "PageAllocator", th: "Thread", page: Page | None, zo
                 head = t.lru
                 if type(head) is Page and head.pfn in mm.tails:
                     mm.tails[head.pfn].remove(p)
-    zone.nr_allocated -= 1 << order
 
 
 def _allocated_block(pa: "PageAllocator", th: "Thread", page: Page, order: int) -> Page:

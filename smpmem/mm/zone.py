@@ -433,7 +433,12 @@ class Zone:
         return sum(a.nr_free << o for o, a in enumerate(self.free_area))
 
     def pcp_pages(self) -> int:
+        """Pages on the pcp lists by ``pcp->count`` (what zoneinfo shows)."""
         return sum(p.count for p in self.per_cpu_pageset)
+
+    def pcp_list_pages(self) -> int:
+        """Pages physically on the pcp lists (``pcp->count`` lags during a refill)."""
+        return sum(len(lst) << pindex_to_order(i) for p in self.per_cpu_pageset for i, lst in enumerate(p.lists))
 
     def __repr__(self) -> str:
         return f"<Zone {self.node}:{self.name} pfn 0x{self.zone_start_pfn:x}+{self.spanned_pages}>"
