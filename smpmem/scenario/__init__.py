@@ -8,6 +8,7 @@ by ``python -m smpmem.scenario.docs``.
 """
 
 from ._errors import Problem as Problem, ScenarioError as ScenarioError
+from ._paths import scenario_dir as scenario_dir
 from ._load import load_scenario as load_scenario, parse_scenario as parse_scenario
 from ._schema import (
     Brk as Brk,
@@ -15,10 +16,12 @@ from ._schema import (
     Costs as Costs,
     Disk as Disk,
     Exit as Exit,
+    ForEach as ForEach,
     File as File,
     Fork as Fork,
     Free as Free,
     LockStep as LockStep,
+    Madvise as Madvise,
     Loop as Loop,
     Machine as Machine,
     Malloc as Malloc,
@@ -26,8 +29,10 @@ from ._schema import (
     Mprotect as Mprotect,
     Munmap as Munmap,
     Open as Open,
+    Ops as Ops,
     Process as Process,
     Read as Read,
+    Replay as Replay,
     Run as Run,
     Scenario as Scenario,
     Sleep as Sleep,

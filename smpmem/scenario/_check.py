@@ -14,7 +14,9 @@ here. The checks, by section:
   ``min_free_kbytes`` below RAM.
 - processes: affinity CPUs exist; exactly one of program and builtin;
   the program walked in order with the regions and files that exist at
-  each step (see :func:`_walk`).
+  each step (see :func:`_walk`); a known builtin's params valid and the
+  program it expands to walked the same way (an unknown name is left to
+  the runner, which lists the known ones).
 """
 
 from __future__ import annotations
@@ -198,9 +200,29 @@ def _check_process(sc: "Scenario", i: int, p: "Process", report: _Report) -> Non
         report(P, "needs a program (a list of steps) or a builtin (the name of a built-in program)")
     if p.params and p.builtin is None:
         report(P + ("params",), "params are only for a builtin program")
+    files = {f.path: f.size for f in sc.machine.file}
     if p.program is not None:
-        files = {f.path: f.size for f in sc.machine.file}
         _walk(p.program, P + ("program",), _Scope(files=files), report)
+    elif p.builtin is not None:
+        _check_builtin(p, P, files, report)
+
+
+def _check_builtin(p: "Process", P: Loc, files: dict[str, int | None], report: _Report) -> None:
+    """Expand the built-in program with its params and check the steps it gives like a written program."""
+    from smpmem.workload._builtins import BUILTINS, BuiltinError, builtin_program
+
+    if p.builtin not in BUILTINS:
+        return  # the name is the runner's to refuse (the CLI does, with the known names): the language has none
+    try:
+        steps = builtin_program(p.builtin or "", p.params)
+    except BuiltinError as e:
+        report(P + e.loc, e.message)
+        return
+    inner = _Report()
+    _walk(steps, ("program",), _Scope(files=dict(files)), inner)
+    for prob in inner.problems:
+        report(P + ("params",), f"the program builtin {p.builtin!r} makes of these params is wrong at "
+                                f"{dotted(prob.loc)}: {prob.message}")
 
 
 @dataclass
@@ -209,6 +231,7 @@ class _Region:
     kind: str  # "mmap" or "malloc"
     where: Loc
     prot: str | None  # None once a part of it was mprotected differently
+    piece: bool = False  # a for_each piece of a bigger region
 
 
 @dataclass
@@ -317,6 +340,10 @@ def _step(s: Any, loc: Loc, scope: _Scope, report: _Report, again: str) -> None:
         r = _region(scope, s.name, loc + ("name",), rep, "frees")  # type: ignore[arg-type]
         if r is None:
             return
+        if r.piece:
+            rep(loc + ("name",), f"region {s.name!r} is a piece of a for_each walk ({dotted(r.where)}); free takes the "
+                                 f"whole region from malloc")
+            return
         if r.kind != "malloc":
             rep(loc + ("name",), f"region {s.name!r} comes from mmap at {dotted(r.where)}; release it with munmap")
             return
@@ -336,6 +363,28 @@ def _step(s: Any, loc: Loc, scope: _Scope, report: _Report, again: str) -> None:
         elif s.write and r.prot is not None and "w" not in r.prot:
             rep(loc + ("write",), f"writes to region {s.region!r} whose protection is {r.prot!r}: the store would "
                                   f"fault (SIGSEGV)")
+    elif op == "madvise":
+        r = _region(scope, s.region, loc + ("region",), rep, "advises")  # type: ignore[arg-type]
+        if r is not None:
+            _range(r, s.region, s.offset, s.size, loc, rep, "advises")  # type: ignore[arg-type]
+    elif op == "for_each":
+        r = _region(scope, s.region, loc + ("region",), rep, "walks")  # type: ignore[arg-type]
+        if r is None:
+            return
+        _range(r, s.region, s.offset, s.size, loc, rep, "walks")  # type: ignore[arg-type]
+        length = (s.size if s.size is not None else r.size - s.offset)
+        if length <= 0:
+            return
+        shadowed = scope.regions.get(s.name)
+        scope.regions[s.name] = _Region(min(s.stride, length), r.kind, loc, r.prot, piece=True)
+        _walk(s.body, loc + ("body",), scope, report, again)
+        if length > s.stride and not again:
+            scope.regions[s.name] = _Region(min(s.stride, length), r.kind, loc, r.prot, piece=True)
+            _walk(s.body, loc + ("body",), scope, report, " (for the walk's second piece)")
+        scope.regions.pop(s.name, None)
+        scope.gone.pop(s.name, None)
+        if shadowed is not None:
+            scope.regions[s.name] = shadowed
     elif op in ("read", "fsync"):
         _file(scope, s.file, loc + ("file",), rep)  # type: ignore[arg-type]
     elif op == "open":

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._check import did_you_mean
 from ._errors import Loc, Problem, ScenarioError, dotted
+from ._paths import scenario_dir
 from ._schema import STEP_TYPES, Scenario
 from ._toml_pos import key_lines, line_of
 from ._units import Unit, show
@@ -75,7 +76,8 @@ def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, 
         return line_of(lines, loc)
 
     try:
-        return Scenario.model_validate(data)
+        with scenario_dir(_source_dir(source)):
+            return Scenario.model_validate(data)
     except ValidationError as e:
         problems = _explained(e, data)
         raise ScenarioError(problems).located(source, line, origin) from None
@@ -84,6 +86,13 @@ def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, 
 
 
 # --- helpers -------------------------------------------------------------------
+
+def _source_dir(source: str) -> Path | None:
+    """The directory relative host paths are read from: the scenario file's (None for ``<string>``)."""
+    if source.startswith("<"):
+        return None
+    return Path(source).resolve().parent
+
 
 def _default_name(source: str) -> str:
     if source.startswith("<"):

@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from smpmem.sim.costs import DEFAULT_COSTS, CostModel
 from smpmem.trace import catalog
 
+from ._paths import host_file
 from ._units import GiB, KiB, MiB, PAGE_SIZE, TiB, Bandwidth, SignedSize, Size, Time, show
 
 
@@ -613,19 +614,100 @@ class Exit(_Step):
     code: int = F(0, ge=0, le=255, doc="Exit status.")
 
 
+class Ops(_Step):
+    """Count operations for the ops/s figures: will-it-scale's ``(*iterations) += n``.
+
+    Each thread keeps its own count; run.json's ``wis`` entry and
+    ``smpmem.workload.wis.ops_per_sec`` turn the counts into operations per
+    simulated second, per task and in total (docs/programs.md).
+    """
+
+    op: Literal["ops"]
+    n: int = F(1, ge=0, le=I64_MAX, unit="operations",
+               doc="Operations completed since the task's previous ops step. The task's first ops step starts its "
+                   "measurement (n = 0 marks the start without counting).")
+    done: bool = F(False, doc="The task's measured work ends here: its ops/s window closes at this step, not at the "
+                              "end of the run.")
+
+
+class Madvise(_Step):
+    """``madvise()`` of a region or a part of it (mm/madvise.c), under ``mmap_lock`` held for read."""
+
+    op: Literal["madvise"]
+    region: str = F(doc="Region to advise (from an earlier mmap or malloc, or a for_each piece).")
+    advice: Literal["dontneed"] = F(
+        "dontneed", doc="MADV_* advice. dontneed: unmap the range's pages (anonymous ones are freed and read back "
+                        "as zeros, file ones come back from the page cache), flushing the TLB of every CPU that "
+                        "uses the address space.")
+    offset: Size(align=PAGE_SIZE) = F(0, unit="bytes", doc="Start of the range, from the region's start (page-aligned).")
+    size: Optional[Size(above=0)] = F(None, unit="bytes", default_doc="unset: to the region's end", doc="Length of the range.")
+
+
+class ForEach(_Step):
+    """Run ``body`` once per ``stride``-sized piece of a region, in address order: C's ``for (i = 0; i < size; i += stride)``.
+
+    Inside ``body`` the current piece is a region called ``name``, so the
+    steps address one page (or stride) at a time, as will-it-scale's loops do.
+    """
+
+    op: Literal["for_each"]
+    region: str = F(doc="Region to walk (from an earlier mmap or malloc).")
+    name: RegionName = F("piece", doc="Region name of the current piece inside body.")
+    stride: Size(above=0, align=PAGE_SIZE) = F(PAGE_SIZE, unit="bytes", doc="Size of each piece (whole pages); the "
+                                                                             "last piece may be shorter.")
+    offset: Size() = F(0, unit="bytes", doc="Start of the walk, from the region's start.")
+    size: Optional[Size(above=0)] = F(None, unit="bytes", default_doc="unset: to the region's end",
+                                      doc="Length of the walk.")
+    body: list["Step"] = F(type="list of steps", doc="Steps run for each piece.")
+
+
+class Replay(_Step):
+    """Replay a memory-access trace of a real program, at page granularity.
+
+    The trace's touched pages are first mapped as anonymous memory (one
+    mapping per cluster of pages, at the trace's own addresses when they
+    are free, else where the kernel puts them); then its accesses are made
+    in order, consecutive accesses to one page coalesced into one (a load
+    then a store to the page stay two: a read fault, then a write). See
+    docs/programs.md for the formats.
+    """
+
+    op: Literal["replay"]
+    file: Annotated[str, AfterValidator(host_file)] = F(
+        type="path", doc="Trace file on the machine running smpmem (not in the simulated one). A relative path is "
+                         "read from the scenario file's directory.")
+    format: Literal["lackey", "plain"] = F(
+        "lackey", doc='"lackey": valgrind --tool=lackey --trace-mem=yes output (I, L, S, M records); '
+                      '"plain": one access per line, "R ADDRESS" or "W ADDRESS" (hex, optional 0x and size).')
+    limit: Optional[Annotated[int, Field(ge=1, le=I64_MAX)]] = F(
+        None, unit="accesses", default_doc="unset: the whole trace", doc="Replay at most this many accesses "
+                                                                          "(trace records) from the start of the trace.")
+    instructions: bool = F(True, doc="Replay lackey's instruction fetches (I records) as loads of the code pages.")
+
+    @model_validator(mode="after")
+    def _readable(self) -> "Replay":
+        # The whole trace is read now (and kept for the run), so a bad line is a load error, not a failed run.
+        from smpmem.workload._replay import check_trace
+
+        why = check_trace(self.file, self.format, self.limit, self.instructions)
+        if why is not None:
+            raise ValueError(why)
+        return self
+
+
 STEP_TYPES: dict[str, type[_Step]] = {
     cls.model_fields["op"].annotation.__args__[0]: cls  # type: ignore[union-attr]
     for cls in (Compute, LockStep, Mmap, Munmap, Brk, Mprotect, Malloc, Free, Touch, Read, Write, Fsync, Open,
-                Fork, SpawnThreads, Sleep, Loop, Exit)
+                Fork, SpawnThreads, Sleep, Loop, Exit, Ops, Madvise, ForEach, Replay)
 }
 
 Step = Annotated[
     Union[Compute, LockStep, Mmap, Munmap, Brk, Mprotect, Malloc, Free, Touch, Read, Write, Fsync, Open,
-          Fork, SpawnThreads, Sleep, Loop, Exit],
+          Fork, SpawnThreads, Sleep, Loop, Exit, Ops, Madvise, ForEach, Replay],
     Field(discriminator="op"),
 ]
 
-for _cls in (Fork, SpawnThreads, Loop):
+for _cls in (Fork, SpawnThreads, Loop, ForEach):
     _cls.model_rebuild()
 
 COMM_LEN = 15  # TASK_COMM_LEN - 1
