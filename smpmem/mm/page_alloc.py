@@ -1145,7 +1145,6 @@ async def free_unref_page_commit(pa: "PageAllocator", th: "Thread", zone: Zone, 
     pindex = order_to_pindex(mt, order)
     pcp.lists[pindex].appendleft(pfn)  # list_add
     pcp.count += 1 << order
-    zone.nr_allocated -= 1 << order
     th.pending += pa.costs.pcp_list_op
     batch = pcp.batch
     free_high = False
@@ -1169,8 +1168,9 @@ async def free_one_page(pa: "PageAllocator", th: "Thread", zone: Zone, pfn: int,
                         fpi_flags: int = FPI_NONE) -> None:
     """``free_one_page``: straight to the buddy lists under ``zone->lock``."""
     lock = zone.lock
+    zone.nr_in_flight += 1 << order  # off its owner, not yet on a free list
     await lock.acquire_irqsave(th, "free_one_page")
-    zone.nr_allocated -= 1 << order
+    zone.nr_in_flight -= 1 << order
     _split_large_buddy(pa, th, zone, pfn, order, fpi_flags)
     await lock.release_irqrestore(th)
     pa.vmstat["pgfree"] += 1 << order
@@ -1687,6 +1687,7 @@ def _free_pages_prepare(pa: "PageAllocator", th: "Thread", page: Page | None, zo
                 head = t.lru
                 if type(head) is Page and head.pfn in mm.tails:
                     mm.tails[head.pfn].remove(p)
+    zone.nr_allocated -= 1 << order
 
 
 def _allocated_block(pa: "PageAllocator", th: "Thread", page: Page, order: int) -> Page:
