@@ -113,6 +113,7 @@ FAULT_FLAG_DEFAULT = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE
 
 SIGBUS, SIGKILL, SIGSEGV = 7, 9, 11
 GFP_PGTABLE_USER = G.GFP_KERNEL | G.__GFP_ZERO | G.__GFP_ACCOUNT
+GFP_USER_ZEROED = G.GFP_HIGHUSER_MOVABLE | G.__GFP_ZERO  # vma_alloc_zeroed_movable_folio (a name usable in classes)
 MAX_GATHER_BATCH = 507  # pages per mmu_gather batch page (PAGE_SIZE - header) / sizeof(void *)
 
 
@@ -868,7 +869,7 @@ class _ShmemVmOps:
         th.charge(th.machine.costs.pagecache_lookup)
         page = m.pages.get(idx)
         if page is None:
-            new = await alloc_pages(th, G.GFP_HIGHUSER_MOVABLE | G.__GFP_ZERO, 0)
+            new = await alloc_pages(th, GFP_USER_ZEROED, 0)
             if new is None:
                 return VM_FAULT_OOM
             page = m.pages.get(idx)

@@ -21,5 +21,10 @@ FILES: dict[str, Callable[["Kernel"], str]] = {
 
 
 def snapshot(kernel: "Kernel") -> dict[str, str]:
-    """Render every /proc file of the machine at this instant."""
-    return {name: fn(kernel) for name, fn in FILES.items()}
+    """Render every /proc file of the machine at this instant, then ``<pid>/maps|smaps|status|stat|cmdline``
+    of every live process (:mod:`smpmem.proc.pid`)."""
+    from .pid import snapshot_pids
+
+    out = {name: fn(kernel) for name, fn in FILES.items()}
+    out.update(snapshot_pids(kernel))
+    return out
