@@ -90,6 +90,9 @@ class Kernel(Machine):
 
         lru_init(self)  # a lruvec per node (mm/swap.c, mm_inline.h)
         self.add_check("lru_counts", lambda: check_lru_counts(self))
+        from .mm.filemap import filemap_init
+
+        filemap_init(self)  # disks, page cache, writeback and its flushers, buffers, dcache/icache (mm/filemap.c, fs/)
         from .mm.memory import mm_init
 
         mm_init(self)  # TLBs, the zero page, the mm lock order and checks (mm/memory.c, arch/x86/mm/tlb.c)

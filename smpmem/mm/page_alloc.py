@@ -1169,7 +1169,13 @@ async def free_one_page(pa: "PageAllocator", th: "Thread", zone: Zone, pfn: int,
     """``free_one_page``: straight to the buddy lists under ``zone->lock``."""
     lock = zone.lock
     zone.nr_in_flight += 1 << order  # off its owner, not yet on a free list
-    await lock.acquire_irqsave(th, "free_one_page")
+    try:
+        await lock.acquire_irqsave(th, "free_one_page")
+    except BaseException:
+        # Killed while spinning (the end of a run): the block still goes back, so nothing leaks.
+        zone.nr_in_flight -= 1 << order
+        _split_large_buddy(pa, None, zone, pfn, order, fpi_flags)
+        raise
     zone.nr_in_flight -= 1 << order
     _split_large_buddy(pa, th, zone, pfn, order, fpi_flags)
     await lock.release_irqrestore(th)
@@ -1227,20 +1233,23 @@ async def __drain_all_pages(pa: "PageAllocator", th: "Thread", zone: Zone | None
     await mutex.acquire(th, "drain_all_pages")
     try:
         zones = [zone] if zone is not None else pa.populated
+        zindex = {id(z): i for i, z in enumerate(pa.zones)}
         cpus = [c for c in pa.machine.cpus if any(z.per_cpu_pageset[c.id].count for z in zones)]
-        detached: list[tuple[Zone, int, int]] = []  # (zone, pfn, order)
+        by_zone: dict[int, list[tuple[int, int]]] = {}  # zone index -> detached (pfn, order), in drain order
         op = pa.costs.pcp_list_op
 
         def drain_local(cpu: "CPU") -> None:
+            """The IPI handler: this CPU's lists off, in interrupt context (counted as in flight)."""
             n = 0
             for z in zones:
                 pcp = z.per_cpu_pageset[cpu.id]
                 if not pcp.count:
                     continue
+                blocks = by_zone.setdefault(zindex[id(z)], [])
                 for pindex, lst in enumerate(pcp.lists):
                     order = pindex_to_order(pindex)
                     while lst:
-                        detached.append((z, lst.pop(), order))
+                        blocks.append((lst.pop(), order))
                         z.nr_in_flight += 1 << order
                         n += 1
                 pcp.count = 0
@@ -1248,28 +1257,33 @@ async def __drain_all_pages(pa: "PageAllocator", th: "Thread", zone: Zone | None
             if cur is not None:
                 cur.pending += n * op
 
-        if th.cpu in cpus:
-            th.local_irq_disable()
-            drain_local(th.cpu)
-            th.cpu.irq_depth -= 1
-        remote = [c for c in cpus if c is not th.cpu]
-        if remote:
-            await pa.machine.smp_call_function_many(th, remote, drain_local, name="drain_local_pages")
-        by_zone: dict[int, list[tuple[int, int]]] = {}
-        for z, pfn, order in detached:
-            by_zone.setdefault(pa.zones.index(z), []).append((pfn, order))
         tr = pa.tracer
         trace = tr.on[kmem_events.mm_page_pcpu_drain.id]
-        for zi in sorted(by_zone):
-            z = pa.zones[zi]
-            await z.lock.acquire_irqsave(th, "drain_all_pages")
-            for pfn, order in by_zone[zi]:
-                mt = z.get_pageblock_migratetype(pfn)
-                z.nr_in_flight -= 1 << order
-                __free_one_page(pa, th, z, pfn, order, mt, FPI_NONE)
-                if trace:
-                    tr.emit(kmem_events.mm_page_pcpu_drain, th, pfn=pfn, order=order, migratetype=mt)
-            await z.lock.release_irqrestore(th)
+        try:
+            if th.cpu in cpus:  # on_each_cpu_mask runs the function here too, interrupts off
+                cpu = _pcp_lock(pa, th)
+                drain_local(cpu)
+                _pcp_unlock(pa, th, cpu)
+            remote = [c for c in cpus if c is not th.cpu]
+            if remote:
+                await pa.machine.smp_call_function_many(th, remote, drain_local, name="drain_local_pages")
+            for zi in sorted(by_zone):
+                z = pa.zones[zi]
+                await z.lock.acquire_irqsave(th, "drain_all_pages")
+                for pfn, order in by_zone.pop(zi):
+                    mt = z.get_pageblock_migratetype(pfn)
+                    z.nr_in_flight -= 1 << order
+                    __free_one_page(pa, th, z, pfn, order, mt, FPI_NONE)
+                    if trace:
+                        tr.emit(kmem_events.mm_page_pcpu_drain, th, pfn=pfn, order=order, migratetype=mt)
+                await z.lock.release_irqrestore(th)
+        finally:
+            # Killed on the way (the end of a run): what is still detached goes back all the same.
+            for zi, blocks in by_zone.items():
+                z = pa.zones[zi]
+                for pfn, order in blocks:
+                    z.nr_in_flight -= 1 << order
+                    __free_one_page(pa, None, z, pfn, order, z.get_pageblock_migratetype(pfn), FPI_NONE)
     finally:
         await mutex.release(th)
 

@@ -9,5 +9,6 @@ model; the runtime steps (``compute``, ``lock``, ``sleep``, ``loop``,
 
 from ._process import Process as Process, start_processes as start_processes
 from ._program import ProgramExit as ProgramExit, run_program as run_program
+from . import _files  # noqa: F401,E402  (registers the open/read/write/fsync steps)
 from . import _syscalls  # noqa: F401,E402  (registers the memory steps: mmap, touch, fork, ...)
 from . import _madvise, _replay, _steps, _wis  # noqa: F401,E402  (register for_each, ops, madvise, replay)

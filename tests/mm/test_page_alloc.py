@@ -28,7 +28,7 @@ from smpmem.mm.page import get_page
 from smpmem.mm.page_alloc import BadPage, BootError, BootMem, check_zone_structure, free_block_reason
 from smpmem.mm.zone import NR_FREE_PAGES, pageblock_nr_pages
 from smpmem.scenario import ScenarioError, parse_scenario
-from smpmem.sim import Tracer
+from smpmem.sim import Thread, Tracer
 from smpmem.trace.catalog import lookup
 from smpmem.trace.gfp import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 
@@ -656,3 +656,25 @@ def test_pageblocks_start_movable() -> None:
     for z in pa.populated:
         assert set(z.pageblock_mt) == {MIGRATE_MOVABLE}
     assert pageblock_nr_pages == 512
+
+
+async def test_killed_threads_leave_no_page_in_flight() -> None:
+    """Threads killed at the end of a run while spinning on zone->lock leave every page accounted for."""
+    k = boot('[machine]\ncpus = 8\nram = "256MiB"\n[tunables]\npcp_batch = 1\npcp_high = 4\n')
+
+    async def churn(th):
+        while True:
+            pages = [await PA.alloc_pages(th, GFP_KERNEL, o % 2) for o in range(16)]
+            for p in pages:
+                await PA.free_pages(th, p, p.order)
+            await PA.drain_all_pages(th)
+
+    def setup(_):
+        for i in range(8):
+            k.start_thread(Thread(k, k.alloc_pid(), f"c{i}"), churn, cpu=i)
+
+    status = await k.run(setup, until=2_000_000)
+    assert status == "timeout" and k.sim.failure is None
+    pa = k.page_alloc
+    assert all(z.nr_in_flight == 0 for z in pa.zones)
+    assert pa.check_conservation() is None

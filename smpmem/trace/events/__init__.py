@@ -2,4 +2,5 @@
 
 from . import lock, sched  # noqa: F401
 from . import exceptions, filemap, kmem, mmap, oom, tlb, vmalloc, vmscan, writeback  # noqa: F401
+from . import block  # noqa: F401
 from . import mm  # noqa: F401  (signal_generate, task_newtask, mm_cow)
