@@ -257,6 +257,12 @@ def fput(th: "Thread", file: File) -> None:
         dput(th, file.f_dentry)
 
 
+async def kernel_vfs_open(th: "Thread", path: str, write: bool = False, create: bool = False) -> File | None:
+    """``kernel.vfs_open(th, path, write)``: the hook other subsystems (mmap) open files with; None on error."""
+    f = await vfs_open(th, path, create)
+    return None if isinstance(f, int) else f
+
+
 # --- the super block shrinker ---------------------------------------------------------------------
 
 def super_cache_count(kernel: Any, sbc: SbCaches) -> int:
@@ -392,7 +398,7 @@ def dcache_init(kernel: Any) -> Dcache:
             return await super_cache_scan(th, _sbc, sc)
 
         _register(kernel, name, count, scan)
-    kernel.vfs_open = lambda th, path, create=False: vfs_open(th, path, create)
+    kernel.vfs_open = kernel_vfs_open
     kernel.add_check("dcache", lambda: check_dcache(kernel))
     return dc
 

@@ -32,7 +32,7 @@ Modelled:
   is reported once per open file), ``ksys_sync``.
 - Page faults of file mappings (``generic_file_vm_ops``): ``filemap_fault``
   (cache hit, or ``do_sync_mmap_readahead`` around the fault, a major fault;
-  returns the page locked with a reference and ``VM_FAULT_LOCKED``) and
+  returns the page uptodate with a reference) and
   ``filemap_page_mkwrite`` (the first write through a shared mapping marks
   the page dirty); ``fault_dirty_shared_page`` for the fault path.
 - Reclaim's side: ``remove_mapping`` (``__remove_mapping``'s conditions:
@@ -171,8 +171,11 @@ class PageCache:
         return list(self._mappings)
 
     def new_token(self) -> int:
-        self.next_token += 1
-        return self.next_token
+        """A new content token, from the counter user stores use too (``kernel.mm_token``)."""
+        k = self.kernel
+        tok = getattr(k, "mm_token", self.next_token) + 1
+        k.mm_token = self.next_token = tok
+        return tok
 
 
 @dataclass
@@ -181,9 +184,15 @@ class AddressSpaceOperations:
 
     name: str
     release_folio: Any = None  # async (th, page) -> bool: drop the page's private data (buffer heads)
+    dirty_folio: Any = None  # async (th, mapping, page) -> bool: folio_mark_dirty's ->dirty_folio
 
 
-file_aops = AddressSpaceOperations("ext2_aops")
+async def filemap_dirty_folio(th: "Thread", mapping: AddressSpace, page: Page) -> bool:
+    """``filemap_dirty_folio``: the ``dirty_folio`` of regular files (rmap's folio_mark_dirty calls it)."""
+    return await folio_mark_dirty(th, page)
+
+
+file_aops = AddressSpaceOperations("ext2_aops", dirty_folio=filemap_dirty_folio)
 
 
 def mapping_gfp(mapping: AddressSpace) -> int:
@@ -878,11 +887,14 @@ async def do_sync_mmap_readahead(th: "Thread", file: File, index: int) -> None:
 
 
 async def filemap_fault(th: "Thread", vmf: Any) -> int:
-    """``filemap_fault``: the page at ``vmf.pgoff`` of ``vmf.vma.vm_file``, locked and referenced, in ``vmf.page``.
+    """``filemap_fault``: the page at ``vmf.pgoff`` of ``vmf.vma.vm_file``, uptodate and referenced, in ``vmf.page``.
 
-    Returns ``VM_FAULT_LOCKED`` (| ``VM_FAULT_MAJOR`` when it had to be read),
+    Returns 0 (| ``VM_FAULT_MAJOR`` when it had to be read: ``pgmajfault``),
     ``VM_FAULT_SIGBUS`` beyond the end of the file or on a read error,
-    ``VM_FAULT_OOM`` when no page could be allocated.
+    ``VM_FAULT_OOM`` when no page could be allocated. The page is locked
+    while it is found and checked, and returned *unlocked* without
+    ``VM_FAULT_LOCKED`` (allowed by ``__do_fault``), because the fault path
+    of mm/memory.py does not unlock what ``->fault`` returns.
     """
     file: File = vmf.vma.vm_file
     mapping = file.f_mapping
@@ -926,26 +938,27 @@ async def filemap_fault(th: "Thread", vmf: Any) -> int:
             page = None
             continue
         if not page.flags & _UPTODATE:
-            err = await filemap_read_folio(th, mapping, page)
+            err = await filemap_read_folio(th, mapping, page)  # unlocked when the read completes
             if err:
                 await folio_put(th, page)
                 return VM_FAULT_SIGBUS
-            continue  # locked again above, rechecked
+            continue
         break
+    folio_unlock(wt, page)
     if index >= -(-inode.i_size // PAGE_SIZE):
-        folio_unlock(wt, page)
         await folio_put(th, page)
         return VM_FAULT_SIGBUS
     vmf.page = page
-    return ret | VM_FAULT_LOCKED
+    return ret
 
 
 async def filemap_page_mkwrite(th: "Thread", vmf: Any) -> int:
-    """``filemap_page_mkwrite``: a write fault on a shared mapping: lock the page and mark it dirty.
+    """``filemap_page_mkwrite``: the first write through a shared mapping: lock the page, mark it dirty.
 
-    Returns ``VM_FAULT_LOCKED`` with the page still locked, or
-    ``VM_FAULT_NOPAGE`` if the page left the mapping meanwhile. The page's
-    content from now on comes from stores through the mapping.
+    Returns 0 with the page unlocked (the kernel's returns ``VM_FAULT_LOCKED``
+    and ``fault_dirty_shared_page`` unlocks; mm/memory.py's does not), or
+    ``VM_FAULT_NOPAGE`` if the page left the mapping meanwhile. From now on
+    the page's content comes from stores through the mapping.
     """
     k = th.machine
     page: Page = vmf.page
@@ -957,21 +970,18 @@ async def filemap_page_mkwrite(th: "Thread", vmf: Any) -> int:
         folio_unlock(k.pagecache.waits, page)
         return VM_FAULT_NOPAGE
     await folio_mark_dirty(th, page)
-    file.f_inode.expected.pop(page.index, None)
-    return VM_FAULT_LOCKED
-
-
-async def fault_dirty_shared_page(th: "Thread", page: Page, page_mkwrite: bool = True) -> None:
-    """``fault_dirty_shared_page``: after a shared write fault, mark dirty, unlock, throttle if needed.
-
-    The page comes in locked (from ``page_mkwrite``) and leaves unlocked.
-    """
-    k = th.machine
-    dirtied = await folio_mark_dirty(th, page)
-    mapping = page.mapping
     folio_unlock(k.pagecache.waits, page)
-    if isinstance(mapping, AddressSpace) and (dirtied or page_mkwrite):
-        mapping.host.expected.pop(page.index, None)
+    return 0
+
+
+async def fault_dirty_shared_page(th: "Thread", page: Page, locked: bool = False) -> None:
+    """``fault_dirty_shared_page``: after a shared write fault, mark dirty, unlock (if ``locked``), throttle."""
+    k = th.machine
+    await folio_mark_dirty(th, page)
+    mapping = page.mapping
+    if locked:
+        folio_unlock(k.pagecache.waits, page)
+    if isinstance(mapping, AddressSpace):
         await balance_dirty_pages_ratelimited(th, mapping)
 
 
@@ -998,6 +1008,7 @@ def new_mapping(kernel: Any, host: Inode, blockdev: bool = False, a_ops: Any = N
     m = AddressSpace(kernel, host, a_ops if a_ops is not None else file_aops,
                      GFP_HIGHUSER_MOVABLE, VM_READAHEAD_PAGES, blockdev=blockdev)
     host.i_mapping = m
+    host.expected = m.shadow
     kernel.pagecache.register(m)
     return m
 

@@ -127,10 +127,24 @@ class File:
     def __repr__(self) -> str:
         return f"<file {self.f_path}>"
 
+    def mmap(self, vma: Any) -> int:
+        """``f_op->mmap`` = ``generic_file_mmap``: the VMA faults through the page cache."""
+        from .filemap import generic_file_vm_ops
+
+        vma.vm_ops = generic_file_vm_ops
+        return 0
+
+    async def release(self, th: "Thread") -> None:
+        """``__fput``: the last reference is gone: drop the dentry (mm/mmap.py's ``fput`` calls this)."""
+        from .dcache import dput
+
+        dput(th, self.f_dentry)
+
 
 def file_check_and_advance_wb_err(file: File) -> int:
     """``file_check_and_advance_wb_err``: the mapping's error if one happened since this file last looked."""
     m = file.f_mapping
+    m.flags &= ~0b11  # clear AS_EIO / AS_ENOSPC, as the kernel does here
     if file.f_wb_err != m.wb_err_seq:
         file.f_wb_err = m.wb_err_seq
         return m.wb_err

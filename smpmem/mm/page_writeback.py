@@ -1288,6 +1288,7 @@ def page_writeback_init(kernel: Any) -> WritebackState:
     for i, dev in enumerate(kernel.block.devices.values()):
         ws.wbs[dev.name] = BdiWriteback(kernel, dev, f"kworker/u{2 * ncpus}:{i + 1}")
     kernel.page_alloc.meminfo_sources.register("dirty_thresholds", lambda: global_dirty_limits(kernel))
+    kernel.balance_dirty_pages_ratelimited = balance_dirty_pages_ratelimited  # for mm/memory.py's shared faults
     return ws
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedSet
 
-from ..sim import ModelBug, SpinLock
+from ..sim import ModelBug, RWSemaphore, SpinLock
 from .page import PG_locked, PG_waiters, PG_writeback, Page
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ class AddressSpace:
     """
 
     __slots__ = ("host", "i_pages", "xa_lock", "nrpages", "dirty", "writeback", "flags", "wb_err_seq",
-                 "wb_err", "writeback_index", "a_ops", "gfp_mask", "ra_pages", "nr_blockdev")
+                 "wb_err", "writeback_index", "a_ops", "gfp_mask", "ra_pages", "nr_blockdev", "i_mmap",
+                 "i_mmap_rwsem", "shadow", "can_writeback")
 
     def __init__(self, kernel: Any, host: Any, a_ops: Any, gfp_mask: int, ra_pages: int = 32,
                  blockdev: bool = False) -> None:
@@ -77,9 +78,46 @@ class AddressSpace:
         self.gfp_mask = gfp_mask
         self.ra_pages = ra_pages  # bdi->ra_pages: VM_READAHEAD_PAGES (128 KiB)
         self.nr_blockdev = blockdev  # a block device's mapping: its pages are Buffers
+        self.i_mmap: dict[int, Any] = {}  # the VMAs mapping this file, by vma uid (mm/rmap.py walks it)
+        self.i_mmap_rwsem = RWSemaphore(kernel, "&mapping->i_mmap_rwsem")
+        self.shadow = ContentShadow()  # index -> the token the page should hold (DESIGN.md §6)
+        self.can_writeback = not blockdev  # mapping_can_writeback: shared writable maps want write notify
 
     def __repr__(self) -> str:
         return f"<address_space of ino {getattr(self.host, 'i_ino', '?')} nrpages={self.nrpages}>"
+
+
+class _AnyToken:
+    """Equal to every token: the expected content of a page nobody has written yet."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "<any>"
+
+
+ANY_TOKEN = _AnyToken()
+
+
+class ContentShadow(dict):
+    """The checker's view of a file's content: page index → the token last written there.
+
+    Written by write(2) and by stores through shared mappings (the MMU model
+    of mm/memory.py looks for a mapping's ``shadow``); a page never written
+    is not checked (``get`` gives a token equal to any).
+    """
+
+    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
+        v = dict.get(self, key, ANY_TOKEN)
+        return v
 
 
 def mapping_set_error(mapping: AddressSpace, err: int) -> None:
