@@ -604,7 +604,7 @@ class PageAllocator:
     def _conservation(self) -> str | None:
         for z in self.populated:
             buddy = z.buddy_free_pages()
-            pcp = z.pcp_list_pages()
+            pcp = z.pcp_pages()
             total = buddy + pcp + z.nr_in_flight + z.nr_allocated
             if total != z.managed_pages:
                 return (f"node {z.node} zone {z.name}: buddy {buddy} + pcp {pcp} + in flight {z.nr_in_flight} + "
@@ -991,8 +991,12 @@ def nr_pcp_free(pcp: PerCpuPages, batch: int, high: int, free_high: bool) -> int
 
 
 async def rmqueue_bulk(pa: "PageAllocator", th: "Thread", zone: Zone, order: int, count: int, lst: Any, mt: int,
-                       alloc_flags: int) -> int:
-    """``rmqueue_bulk``: ``count`` blocks onto a pcp list under one hold of ``zone->lock``."""
+                       alloc_flags: int, pcp: PerCpuPages) -> int:
+    """``rmqueue_bulk``: ``count`` blocks onto a pcp list under one hold of ``zone->lock``.
+
+    ``pcp->count`` grows with each block added (the kernel adds the total
+    after the unlock; only the owning CPU, interrupts off, could tell).
+    """
     lock = zone.lock
     await lock.acquire_irqsave(th, "rmqueue_bulk")
     mode = [RMQUEUE_NORMAL]
@@ -1004,6 +1008,7 @@ async def rmqueue_bulk(pa: "PageAllocator", th: "Thread", zone: Zone, order: int
         if pfn is None:
             break
         lst.append(pfn)  # list_add_tail: physical order
+        pcp.count += 1 << order
         th.pending += op
         i += 1
     await lock.release_irqrestore(th)
@@ -1074,8 +1079,7 @@ async def rmqueue_pcplist(pa: "PageAllocator", th: "Thread", preferred: Zone, zo
         lst = pcp.lists[order_to_pindex(mt, order)]
         if not lst:
             batch = nr_pcp_alloc(pa, pcp, zone, order)
-            alloced = await rmqueue_bulk(pa, th, zone, order, batch, lst, mt, alloc_flags)
-            pcp.count += alloced << order
+            await rmqueue_bulk(pa, th, zone, order, batch, lst, mt, alloc_flags, pcp)
             if not lst:
                 return None
         pfn = lst.popleft()  # list_first_entry
