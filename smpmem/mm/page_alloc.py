@@ -42,6 +42,18 @@ Simplified:
 - A page's content token and LRU state belong to other subsystems; this
   module only creates and destroys :class:`~smpmem.mm.page.Page` objects.
 
+Use from other subsystems (``th`` is the running :class:`~smpmem.sim.Thread`)::
+
+    page = await alloc_pages(th, GFP_KERNEL, order)   # Page, or None (ENOMEM)
+    await free_pages(th, page, order)                  # __free_pages: drops the reference
+    await free_unref_folios(kernel.page_alloc, th, pages)  # a batch whose refcounts are already 0
+    mod_node_page_state(page.zone.zone_pgdat, NR_ANON_MAPPED, +1)  # counters: smpmem.mm.zone
+    kernel.vmstat["pgfault"] += 1                      # vm events, by /proc/vmstat name
+    kernel.page_alloc.meminfo_sources.register("total_swap_pages", fn)
+
+``__free_pages`` and the other ``__`` names are mangled inside a class body;
+call them from module-level code, or use ``free_pages`` / ``free_pages_``.
+
 Locks: ``zone->lock`` (a :class:`~smpmem.sim.SpinLock`, class ``&zone->lock``,
 always taken with the irqsave form) protects every zone field listed in
 :mod:`smpmem.mm.zone`; ``oom_lock`` and ``pcpu_drain_mutex`` are mutexes.
