@@ -4,7 +4,7 @@ Modelled:
 
 - Boot (``mm_core_init``): memblock reserves the first MiB (x86
   ``reserve_real_mode``), the kernel image and each node's ``mem_map``
-  (64 bytes per frame, allocated top-down like ``memblock_alloc``); page 0
+  (sizeof(struct page) per frame: 64 bytes, 32 on i386; allocated top-down like ``memblock_alloc``); page 0
   is not RAM (``trim_bios_range``). Zones get spanned/present/managed pages
   and everything else is freed to the buddy lists in the largest aligned
   blocks (``memblock_free_all`` → ``__free_pages_core``), every pageblock
@@ -195,6 +195,9 @@ class BootError(ValueError):
 
 
 # --- boot-time memory: memblock -------------------------------------------------------
+
+# sizeof(struct page): 64 bytes on x86_64 (STRUCT_PAGE_SIZE), 32 on i386.
+STRUCT_PAGE_BYTES = {"x86_64": STRUCT_PAGE_SIZE, "i386": 32}
 
 KERNEL_IMAGE_SIZE = {
     # Resident text + rodata + data + bss of a distribution kernel, rounded (init is freed later).
@@ -507,7 +510,7 @@ class PageAllocator:
                 present = sum(e - s for (nid, name), (s, e) in spans.items() if nid == p.node_id)
                 if not present:
                     continue
-                pages = -(-present * STRUCT_PAGE_SIZE // 4096)
+                pages = -(-present * STRUCT_PAGE_BYTES[self.layout] // 4096)
                 lo = min(s for (nid, _), (s, e) in spans.items() if nid == p.node_id)
                 hi = max(e for (nid, name), (s, e) in spans.items()
                          if nid == p.node_id and (self.layout != "i386" or name not in ("HighMem", "Movable")))
