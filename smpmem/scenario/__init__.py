@@ -20,6 +20,7 @@ from ._schema import (
     File as File,
     Fork as Fork,
     Free as Free,
+    Kmap as Kmap,
     LockStep as LockStep,
     Madvise as Madvise,
     Loop as Loop,

@@ -363,10 +363,13 @@ def _step(s: Any, loc: Loc, scope: _Scope, report: _Report, again: str) -> None:
         elif s.write and r.prot is not None and "w" not in r.prot:
             rep(loc + ("write",), f"writes to region {s.region!r} whose protection is {r.prot!r}: the store would "
                                   f"fault (SIGSEGV)")
-    elif op == "madvise":
-        r = _region(scope, s.region, loc + ("region",), rep, "advises")  # type: ignore[arg-type]
+    elif op in ("madvise", "kmap"):
+        verb = "advises" if op == "madvise" else "kmaps"
+        r = _region(scope, s.region, loc + ("region",), rep, verb)  # type: ignore[arg-type]
         if r is not None:
-            _range(r, s.region, s.offset, s.size, loc, rep, "advises")  # type: ignore[arg-type]
+            _range(r, s.region, s.offset, s.size, loc, rep, verb)  # type: ignore[arg-type]
+            if op == "kmap" and r.prot == "none":
+                rep(loc + ("region",), f"region {s.region!r} has protection \"none\": get_user_pages would fail (EFAULT)")
     elif op == "for_each":
         r = _region(scope, s.region, loc + ("region",), rep, "walks")  # type: ignore[arg-type]
         if r is None:

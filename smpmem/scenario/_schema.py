@@ -661,6 +661,27 @@ class ForEach(_Step):
     body: list["Step"] = F(type="list of steps", doc="Steps run for each piece.")
 
 
+class Kmap(_Step):
+    """A system call that maps a region's pages into the kernel, as a 32-bit kernel must for HighMem pages.
+
+    ``get_user_pages`` (fault in, pin), then per batch: ``kmap()`` each page
+    (the shared pkmap pool under ``kmap_lock``) or ``kmap_atomic()`` (a
+    per-CPU slot, no lock), ``hold`` per page of copying, unmap. Lowmem pages
+    (every page on x86_64) need no mapping.
+    """
+
+    op: Literal["kmap"]
+    region: str = F(doc="Region whose pages are mapped (from an earlier mmap or malloc).")
+    offset: Size() = F(0, unit="bytes", doc="Start of the range, from the region's start.")
+    size: Optional[Size(above=0)] = F(None, unit="bytes", default_doc="unset: to the region's end", doc="Length of the range.")
+    atomic: bool = F(False, doc="kmap_atomic (kmap_local): a per-CPU slot, no lock, no global flush, one page at a "
+                                "time; false: kmap from the shared pool.")
+    batch: int = F(1, ge=1, le=512, unit="pages",
+                   doc="Pages kmapped at once before copying (a scatter-gather list); kmap only. At most LAST_PKMAP.")
+    hold: Time() = F(500, unit="ns", doc="Time spent copying each page while it is mapped.")
+    write: bool = F(True, doc="Pin the pages for writing (FOLL_WRITE): write-fault them in; false: read faults.")
+
+
 class Replay(_Step):
     """Replay a memory-access trace of a real program, at page granularity.
 
@@ -698,12 +719,12 @@ class Replay(_Step):
 STEP_TYPES: dict[str, type[_Step]] = {
     cls.model_fields["op"].annotation.__args__[0]: cls  # type: ignore[union-attr]
     for cls in (Compute, LockStep, Mmap, Munmap, Brk, Mprotect, Malloc, Free, Touch, Read, Write, Fsync, Open,
-                Fork, SpawnThreads, Sleep, Loop, Exit, Ops, Madvise, ForEach, Replay)
+                Fork, SpawnThreads, Sleep, Loop, Exit, Ops, Madvise, ForEach, Kmap, Replay)
 }
 
 Step = Annotated[
     Union[Compute, LockStep, Mmap, Munmap, Brk, Mprotect, Malloc, Free, Touch, Read, Write, Fsync, Open,
-          Fork, SpawnThreads, Sleep, Loop, Exit, Ops, Madvise, ForEach, Replay],
+          Fork, SpawnThreads, Sleep, Loop, Exit, Ops, Madvise, ForEach, Kmap, Replay],
     Field(discriminator="op"),
 ]
 

@@ -11,4 +11,4 @@ from ._process import Process as Process, start_processes as start_processes
 from ._program import ProgramExit as ProgramExit, run_program as run_program
 from . import _files  # noqa: F401,E402  (registers the open/read/write/fsync steps)
 from . import _syscalls  # noqa: F401,E402  (registers the memory steps: mmap, touch, fork, ...)
-from . import _madvise, _replay, _steps, _wis  # noqa: F401,E402  (register for_each, ops, madvise, replay)
+from . import _kmap, _madvise, _replay, _steps, _wis  # noqa: F401,E402  (register for_each, ops, madvise, kmap, replay)

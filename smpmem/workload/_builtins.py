@@ -97,7 +97,7 @@ class Params:
             raise BuiltinError(("params", key), str(e)) from None
 
     def choice(self, key: str, default: str, choices: tuple[str, ...], doc: str) -> str:
-        v = self._get(key, " | ".join(repr(c) for c in choices), default, doc)
+        v = self._get(key, " | ".join(f'"{c}"' for c in choices), default, doc)
         if v not in choices:
             hint = did_you_mean(v, choices) if isinstance(v, str) else ""
             raise BuiltinError(("params", key), f"got {v!r}{hint} (allowed: {', '.join(map(repr, choices))})")

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._process import Process
 
 PAGE_SHIFT = 12
-CLUSTER_GAP = 512  # pages: touched pages closer than 2 MiB share one mapping
+CLUSTER_GAP = 512  # pages: touched pages less than 2 MiB apart share one mapping
 _cache: dict[tuple[Any, ...], "Trace"] = {}
 
 
@@ -148,7 +148,7 @@ def read_trace(path: str, format: str = "lackey", limit: int | None = None, inst
                     cur_w = True
     clusters: list[tuple[int, int]] = []
     for vpn in sorted(seen):
-        if clusters and vpn - clusters[-1][1] < CLUSTER_GAP:
+        if clusters and vpn - (clusters[-1][1] - 1) < CLUSTER_GAP:
             clusters[-1] = (clusters[-1][0], vpn + 1)
         else:
             clusters.append((vpn, vpn + 1))
