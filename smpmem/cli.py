@@ -135,7 +135,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import tomllib
 
-    from .workload._builtins import BUILTINS
+    from .workload._builtins import BUILTINS, builtin_params
 
     print("Shipped scenarios (scenarios/):")
     for p in sorted(scenarios_dir().glob("*.toml")):
@@ -144,9 +144,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         except tomllib.TOMLDecodeError:
             desc = "(not valid TOML)"
         print(f"  {p.stem:34s} {desc}")
-    print("\nBuilt-in programs (builtin = NAME):")
+    print("\nBuilt-in programs (builtin = NAME, params = { … }; see docs/programs.md):")
     for name, (_, doc) in sorted(BUILTINS.items()):
-        print(f"  {name:34s} {doc}")
+        params = ", ".join(builtin_params(name))
+        print(f"  {name:34s} {doc}" + (f" Params: {params}." if params else ""))
     return 0
 
 
