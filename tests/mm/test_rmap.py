@@ -23,6 +23,8 @@ def test_referenced_and_unmap_after_fork() -> None:
     """A page shared by parent and child: rmap finds both PTEs; folio_referenced clears both young bits;
     try_to_unmap turns both into the swap entry and moves the RSS to MM_SWAPENTS."""
     k = boot(cpus=2)
+    k.mm_hooks.swap_duplicate = None  # a made-up entry: no swap device behind it
+    k.mm_hooks.free_swap_and_cache = None
     out = {}
 
     async def parent(th, proc):
