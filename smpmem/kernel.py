@@ -90,6 +90,15 @@ class Kernel(Machine):
 
         lru_init(self)  # a lruvec per node (mm/swap.c, mm_inline.h)
         self.add_check("lru_counts", lambda: check_lru_counts(self))
+        from .mm.highmem import kmap_init
+        from .mm.shrinker import shrinker_init
+        from .mm.slab import slab_init
+        from .mm.vmalloc import vmalloc_init
+
+        shrinker_init(self)  # shrinker_list (mm/shrinker.c)
+        slab_init(self)  # kmem_cache_init: kmalloc and the boot caches, the slab shrinker (mm/slab.c)
+        vmalloc_init(self)  # the vmalloc range (mm/vmalloc.c)
+        kmap_init(self)  # the pkmap pool and kmap_atomic slots (mm/highmem.c)
         from .mm.filemap import filemap_init
 
         filemap_init(self)  # disks, page cache, writeback and its flushers, buffers, dcache/icache (mm/filemap.c, fs/)

@@ -15,7 +15,8 @@ Where the figures come from:
 - ``kernel.page_alloc.meminfo_sources`` for what is not a counter (Buffers,
   SwapCached, SwapTotal/Free, Zswap, Committed_AS, VmallocUsed, Percpu,
   the hugetlb pool); 0 until a subsystem registers it;
-- the tunables (CommitLimit) and the layout (VmallocTotal, DirectMap*).
+- the tunables (CommitLimit), the vmalloc range (VmallocTotal: ``kernel.vmalloc``)
+  and the layout (DirectMap*).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ HPAGE_KB = 2048
 # VMALLOC_END - VMALLOC_START in KiB: x86_64 4-level paging (32 TiB - 1 KiB, as printed by 6.x);
 # i386 PAE with the default 3G/1G split and 896 MiB lowmem (120 MiB).
 VMALLOC_TOTAL_KB = {"x86_64": 34359738367, "i386": 122880}
+
+
+def vmalloc_total_kb(kernel: Any) -> int:
+    """``VMALLOC_TOTAL >> 10``: the vmalloc model's range when it is booted, else the layout's default."""
+    vm = getattr(kernel, "vmalloc", None)
+    return vm.vmalloc_total >> 10 if vm is not None else VMALLOC_TOTAL_KB[kernel.page_alloc.layout]
 
 
 def _kb(label: str, pages: int) -> str:
@@ -149,7 +156,7 @@ def render_meminfo(kernel: Any) -> str:
         _kb("WritebackTmp:", 0),
         _kb("CommitLimit:", commit_limit),
         _kb("Committed_AS:", int(src.get("vm_committed_as"))),
-        f"VmallocTotal:   {VMALLOC_TOTAL_KB[pa.layout]:8d} kB\n",
+        f"VmallocTotal:   {vmalloc_total_kb(kernel):8d} kB\n",
         _kb("VmallocUsed:", int(src.get("vmalloc_nr_pages"))),
         _kb("VmallocChunk:", 0),
         _kb("Percpu:", int(src.get("pcpu_nr_pages"))),

@@ -209,15 +209,20 @@ def _check_process(sc: "Scenario", i: int, p: "Process", report: _Report) -> Non
 
 def _check_builtin(p: "Process", P: Loc, files: dict[str, int | None], report: _Report) -> None:
     """Expand the built-in program with its params and check the steps it gives like a written program."""
-    from smpmem.workload._builtins import BUILTINS, BuiltinError, builtin_program
+    from smpmem.workload._builtins import BUILTINS, BuiltinError, builtin_program, resolved_params
 
     if p.builtin not in BUILTINS:
         return  # the name is the runner's to refuse (the CLI does, with the known names): the language has none
     try:
         steps = builtin_program(p.builtin or "", p.params)
+        params = resolved_params(p.builtin or "", p.params)
     except BuiltinError as e:
         report(P + e.loc, e.message)
         return
+    if params != p.params:
+        # Host paths (a trace) made absolute, as a replay step's file is: the loaded scenario no longer
+        # depends on the directory it was loaded from. Set once, while the scenario is being validated.
+        object.__setattr__(p, "params", params)
     inner = _Report()
     _walk(steps, ("program",), _Scope(files=dict(files)), inner)
     for prob in inner.problems:

@@ -28,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..scenario import Step, parse_size, parse_time
 from ..scenario._check import did_you_mean
-from ..scenario._paths import _BASE as _SCENARIO_DIR
+from ..scenario._paths import _BASE as _SCENARIO_DIR, host_file
 
 PAGE = 4096
 FOREVER = 2**63 - 1  # the loop count of "until the run ends"
@@ -59,6 +59,7 @@ class Params:
         self.name = name
         self.raw = dict(raw)
         self.dry = dry  # only listing the params: required ones get a placeholder
+        self.resolved: dict[str, str] = {}  # host-path params, made absolute
         self.read: dict[str, tuple[str, Any, str]] = {}  # key -> (type, default in words, meaning)
 
     def _get(self, key: str, typ: str, default: Any, doc: str, shown: Any = None) -> Any:
@@ -120,6 +121,18 @@ class Params:
             raise self._bad(key, "a string", v)
         return v
 
+    def host_file(self, key: str, doc: str) -> str:
+        """A required path of a file on the machine running smpmem, made absolute (scenario's directory)."""
+        v = self.required_str(key, doc)
+        if self.dry:
+            return v
+        try:
+            path = host_file(v)
+        except ValueError as e:
+            raise BuiltinError(("params", key), str(e)) from None
+        self.resolved[key] = path
+        return path
+
     def bool(self, key: str, default: bool, doc: str) -> bool:
         v = self._get(key, "boolean", default, doc)
         if not isinstance(v, bool):
@@ -156,6 +169,15 @@ def builtin_params(name: str) -> dict[str, tuple[str, Any, str]]:
     p = Params(name, {}, dry=True)
     fn(p)
     return p.read
+
+
+def resolved_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with host paths (a trace file) made absolute; :class:`BuiltinError` if the program cannot be made."""
+    if name not in BUILTINS:
+        return dict(params)
+    p = Params(name, params)
+    BUILTINS[name][0](p)
+    return {**params, **p.resolved}
 
 
 def builtin_program(name: str, params: dict[str, Any]) -> list[Any]:
@@ -204,7 +226,7 @@ def _lockstorm(p: Params) -> list[dict[str, Any]]:
 
 @builtin("replay", "Replay a valgrind lackey or plain R/W memory trace of a real program, page by page.")
 def _replay(p: Params) -> list[dict[str, Any]]:
-    f = p.required_str("file", "The trace file, on the machine running smpmem (relative to the scenario's directory).")
+    f = p.host_file("file", "The trace file, on the machine running smpmem (relative to the scenario's directory).")
     fmt = p.choice("format", "lackey", ("lackey", "plain"), "Trace format (see Trace replay below).")
     limit = p.int("limit", 0, "Replay at most this many accesses; 0: the whole trace.", shown="0 (all)")
     instr = p.bool("instructions", True, "Replay lackey's instruction fetches as loads of the code pages.")

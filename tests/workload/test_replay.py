@@ -151,3 +151,19 @@ params = {{ file = "{f}", format = "plain", repeat = 2 }}
         f.write_text("==1== nothing\n")
         with pytest.raises(ScenarioError, match="has no lackey access records"):
             parse_scenario(f'[[process]]\nname = "p"\nprogram = [ {{ op = "replay", file = "{f}" }} ]\n')
+
+
+def test_relative_trace_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative trace path is read from the scenario's directory, and loading makes it absolute (step and builtin)."""
+    from smpmem.scenario import load_scenario
+
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "t.txt").write_text("W 0x400000\n")
+    (tmp_path / "s.toml").write_text('[[process]]\nname = "a"\nprogram = [ { op = "replay", file = "traces/t.txt", '
+                                     'format = "plain" } ]\n[[process]]\nname = "b"\nbuiltin = "replay"\n'
+                                     'params = { file = "traces/t.txt", format = "plain" }\n')
+    monkeypatch.chdir("/")
+    sc = load_scenario(tmp_path / "s.toml")
+    want = str(tmp_path / "traces" / "t.txt")
+    assert sc.process[0].program[0].file == want
+    assert sc.process[1].params["file"] == want
