@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis.cli import add_commands
 
     p.set_defaults(_extra=add_commands(sub))
+    from .experiments.cli import add_commands as add_experiment_commands  # sweep, explore
+    p.set_defaults(_extra={**p.get_default("_extra"), **add_experiment_commands(sub)})
     return p
 
 
@@ -113,7 +115,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             die(f"--duration: {e}")
     path, sc = load(args.scenario, overrides)
     progress = not args.no_progress and not args.quiet and sys.stderr.isatty()
-    res = run_scenario(sc, out_root=args.out or Path("logs"), out_dir=args.dir, source=str(path), progress=progress)
+    from .kernel import BootError
+    from .mm.page_alloc import BootError as PageAllocBootError
+
+    try:
+        res = run_scenario(sc, out_root=args.out or Path("logs"), out_dir=args.dir, source=str(path),
+                           progress=progress)
+    except (BootError, PageAllocBootError) as e:
+        die(f"{path}: machine: this machine cannot boot: {e}")
     if args.quiet:
         print(res.dir)
     else:

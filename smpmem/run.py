@@ -88,6 +88,7 @@ def run_scenario(
     """Run ``scenario`` (already validated; its ``run.seed`` and ``run.events`` apply) and write its run directory."""
     seed = scenario.run.seed
     d = Path(out_dir) if out_dir is not None else run_dir_for(scenario, seed, Path(out_root))
+    created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
     events_path = d / "events.jsonl"
     t_wall = time.perf_counter()
@@ -95,7 +96,15 @@ def run_scenario(
         tracer = Tracer(None, fh, events=None)
         if scenario.run.events:
             tracer.enable(scenario.run.events)
-        kernel = Kernel(scenario, tracer)
+        try:
+            kernel = Kernel(scenario, tracer)
+        except ValueError:  # BootError: the machine cannot boot; leave no half run directory
+            fh.close()
+            if created:
+                import shutil
+
+                shutil.rmtree(d, ignore_errors=True)
+            raise
         if on_kernel is not None:
             on_kernel(kernel)
         snapshot: dict[str, str] = {}
