@@ -595,3 +595,107 @@ class SlabMachine(RuleBasedStateMachine):
 TestSlabMachine = SlabMachine.TestCase
 TestSlabMachine.settings = settings(max_examples=25, stateful_step_count=20, deadline=None, derandomize=True,
                                     suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- /proc/slabinfo ---------------------------------------------------------------------------
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from smpmem.proc.slabinfo import render_slabinfo  # noqa: E402
+
+LIVE = Path("/work/shared/reference/live-slabinfo.txt")
+LINE = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+) : tunables\s+(\d+)\s+(\d+)\s+(\d+)"
+                  r" : slabdata\s+(\d+)\s+(\d+)\s+(\d+)$")
+
+
+def cache_show(name: str, *v: int) -> str:
+    """mm/slab_common.c cache_show's three seq_printf formats, written out independently of the renderer."""
+    return (f"{name:<17} {v[0]:6d} {v[1]:6d} {v[2]:6d} {v[3]:4d} {v[4]:4d}" + f" : tunables {v[5]:4d} {v[6]:4d} {v[7]:4d}"
+            + f" : slabdata {v[8]:6d} {v[9]:6d} {v[10]:6d}")
+
+
+def parse(text: str) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for line in text.splitlines()[2:]:
+        m = LINE.match(line)
+        assert m, line
+        out[m.group(1)] = tuple(int(x) for x in m.groups()[1:])
+    return out
+
+
+async def _busy_kernel():
+    k = boot(cpus=2)
+
+    async def work(th):
+        held = [await S.kmalloc(th, 40 + (i * 37) % 3000, GFP_KERNEL) for i in range(500)]
+        held += [await S.kmem_cache_alloc(th, k.slab.caches["dentry"], GFP_KERNEL) for _ in range(100)]
+        for o in held[::3]:
+            await S.kfree(th, o)
+
+    await run(k, work, work)
+    return k
+
+
+class TestSlabinfo:
+    async def test_layout_is_the_kernels(self) -> None:
+        """Version 2.1 header lines, then one cache_show line per cache, newest cache first, as the live file."""
+        k = await _busy_kernel()
+        text = render_slabinfo(k)
+        live = LIVE.read_text().splitlines()
+        lines = text.splitlines()
+        assert lines[:2] == live[:2]
+        for line in live[2:]:  # the independent formatter reproduces the real kernel's lines…
+            m = LINE.match(line)
+            assert m and cache_show(m.group(1), *(int(x) for x in m.groups()[1:])) == line
+        rows = parse(text)
+        for line in lines[2:]:  # …and the renderer's
+            name = line.split()[0]
+            assert cache_show(name, *rows[name]) == line
+        names = [ln.split()[0] for ln in lines[2:]]
+        assert names[0] == "buffer_head" and names[-1] == "kmalloc-128"  # list_add: newest first
+        assert len(names) == len(k.slab.caches)
+
+    async def test_columns_are_get_slabinfo(self) -> None:
+        """active_objs counts objects in array caches; tunables and slabdata are the cache's; the sums hold."""
+        k = await _busy_kernel()
+        rows = parse(render_slabinfo(k))
+        for c in k.slab.slab_caches:
+            active, num, size, per, pages, limit, batch, shared, aslabs, nslabs, savail = rows[c.name]
+            n = c.node[0]
+            assert (size, per, pages, limit, batch, shared) == (c.size, c.num, 1 << c.gfporder, c.limit,
+                                                                 c.batchcount, c.shared)
+            assert (num, nslabs, aslabs) == (n.total_slabs * c.num, n.total_slabs, n.total_slabs - n.free_slabs)
+            in_arrays = sum(len(ac.entry) for ac in c.cpu_cache) + (len(n.shared.entry) if n.shared else 0)
+            assert active == c.nr_inuse + in_arrays and savail == (len(n.shared.entry) if n.shared else 0)
+        pages = sum(r[9] * r[4] for r in rows.values())
+        assert pages * 4 == meminfo_kb(k, "Slab")
+
+    @pytest.mark.skipif(shutil.which("slabtop") is None or shutil.which("unshare") is None,
+                        reason="needs procps' slabtop and util-linux's unshare")
+    async def test_slabtop_and_vmstat_read_it(self, tmp_path: Path) -> None:
+        """slabtop -o and vmstat -m, given the rendered file as /proc/slabinfo (private mount namespace), agree."""
+        k = await _busy_kernel()
+        f = tmp_path / "slabinfo"
+        f.write_text(render_slabinfo(k))
+        rows = parse(f.read_text())
+
+        def inside(cmd: str) -> str:
+            r = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {f} /proc/slabinfo && {cmd}"],
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode != 0:
+                pytest.skip(f"cannot bind-mount over /proc/slabinfo here: {r.stderr.strip()}")
+            return r.stdout
+
+        top = inside("slabtop -o -s c")
+        m = re.search(r"Active / Total Objects \(% used\)\s*:\s*(\d+) / (\d+)", top)
+        assert m and (int(m.group(1)), int(m.group(2))) == (sum(r[0] for r in rows.values()),
+                                                          sum(r[1] for r in rows.values()))
+        m = re.search(r"Active / Total Caches \(% used\)\s*:\s*(\d+) / (\d+)", top)
+        assert m and int(m.group(2)) == len(rows)
+        assert "kmalloc-64" in top and "dentry" in top
+        vm = {ln.split()[0]: ln.split()[1:] for ln in inside("vmstat -m").splitlines()[1:]}
+        r = rows["dentry"]
+        assert vm["dentry"] == [str(r[0]), str(r[1]), str(r[2]), str(r[3])]
