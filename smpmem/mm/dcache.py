@@ -31,7 +31,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..sim import SpinLock
-from .block import EIO, ENOENT, ENOMEM, DiskFs
+from .block import EIO, ENOENT, ENOMEM, DiskFs, WaitQueue
 from .buffer import __bread, brelse
 from .filemap import invalidate_mapping_pages, new_mapping
 from .fs import I_DIRTY, I_FREEING, I_REFERENCED, I_SYNC, File, Inode, SuperBlock, cache_alloc, cache_free
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ..sim import Thread
 
 DCACHE_REFERENCED = 1 << 6
+DCACHE_PAR_LOOKUP = 1 << 28  # being looked up (with the parent locked shared): others wait
 
 
 class Dentry:
@@ -99,6 +100,7 @@ class Dcache:
         self.inode_hash_lock = SpinLock(kernel, "inode_hash_lock")
         self.nr_dentry = 0
         self.nr_inodes = 0
+        self.lookup_wait = WaitQueue("d_wait_lookup")
         self.shrinkers: list[tuple[str, Any, Any]] = []  # (name, count, scan) when no shrinker registry exists
 
 
@@ -167,24 +169,23 @@ def dput(th: "Thread", d: Dentry) -> None:
         _lru_add_dentry(th.machine.dcache, d)
 
 
-async def d_alloc(th: "Thread", name: str, sb: SuperBlock) -> Dentry | None:
-    obj = await cache_alloc(th, "dentry")
-    if obj is None:
-        return None
-    th.machine.dcache.nr_dentry += 1
-    return Dentry(name, sb, obj)
-
-
 async def path_lookup(th: "Thread", path: str, create: bool = False) -> Dentry | int:
     """``filename_lookup`` / ``lookup_open``: a referenced positive dentry for ``path``, or -errno.
 
-    With ``create`` a missing file is created (empty) on the first disk's filesystem.
+    A miss hashes an in-lookup dentry (``d_alloc_parallel``: concurrent
+    lookups of the name wait for it, ``d_wait_lookup``), reads the inode and
+    instantiates it (or leaves it negative). With ``create`` a missing file
+    is created (empty) on the first disk's filesystem.
     """
     k = th.machine
     dc: Dcache = k.dcache
     th.charge(k.costs.dentry_lookup)
     await th.sync()
-    d = dc.hashtable.get(path)
+    while True:
+        d = dc.hashtable.get(path)
+        if d is None or not d.d_flags & DCACHE_PAR_LOOKUP:
+            break
+        await dc.lookup_wait.wait(th)
     if d is not None:
         d.d_count += 1
         d.d_flags |= DCACHE_REFERENCED
@@ -197,25 +198,31 @@ async def path_lookup(th: "Thread", path: str, create: bool = False) -> Dentry |
     found = k.block.lookup(path)
     fs = found[0] if found is not None else k.block.default_fs
     sb = dc.sbs[fs]
-    d = await d_alloc(th, path, sb)
-    if d is None:
-        return -ENOMEM
-    if path in dc.hashtable:  # another thread added it meanwhile: use that one
-        await _free_dentry(th, d)
-        return await path_lookup(th, path, create)
+    d = Dentry(path, sb, None)
+    d.d_flags |= DCACHE_PAR_LOOKUP
     dc.hashtable[path] = d
-    if found is None:
-        if not create:
-            dput(th, d)  # a negative dentry stays cached
-            return -ENOENT
-        return await _create(th, d)
-    inode = await iget(th, sb, found[1].ino)
-    if isinstance(inode, int):
-        del dc.hashtable[path]
-        await _free_dentry(th, d)
-        return inode
-    d.d_inode = inode
-    return d
+    try:
+        obj = await cache_alloc(th, "dentry")
+        if obj is None:
+            del dc.hashtable[path]
+            return -ENOMEM
+        d.slab_obj = obj
+        dc.nr_dentry += 1
+        if found is None:
+            if not create:
+                dput(th, d)  # a negative dentry stays cached
+                return -ENOENT
+            return await _create(th, d)
+        inode = await iget(th, sb, found[1].ino)
+        if isinstance(inode, int):
+            del dc.hashtable[path]
+            await _free_dentry(th, d)
+            return inode
+        d.d_inode = inode
+        return d
+    finally:
+        d.d_flags &= ~DCACHE_PAR_LOOKUP  # d_lookup_done
+        dc.lookup_wait.wake_all(k.sim, k.costs.sleep_wakeup)
 
 
 async def _create(th: "Thread", d: Dentry) -> Dentry | int:

@@ -41,6 +41,11 @@ I_DIRTY = I_DIRTY_SYNC | I_DIRTY_DATASYNC | I_DIRTY_PAGES
 
 # Size of the slab objects (for the placeholder and the docs): dentry 192, ext4 inode ~1 KiB, bh 104.
 SLAB_GFP = {"dentry": GFP_KERNEL, "inode_cache": GFP_KERNEL, "buffer_head": GFP_NOFS}
+# Where the kernel allocates and frees these objects (the kmem events' call_site).
+ALLOC_SITE = {"dentry": "__d_alloc+0x2b/0x1f0", "inode_cache": "alloc_inode+0x59/0xc0",
+              "buffer_head": "alloc_buffer_head+0x21/0x90"}
+FREE_SITE = {"dentry": "__d_free+0x1d/0x30", "inode_cache": "free_inode_nonrcu+0x1a/0x30",
+             "buffer_head": "free_buffer_head+0x24/0x70"}
 
 
 class Inode:
@@ -168,7 +173,8 @@ async def cache_alloc(th: "Thread", name: str) -> Any:
     if caches is not None and name in caches:
         from . import slab as slab_mod  # type: ignore[attr-defined]
 
-        return await slab_mod.kmem_cache_alloc(th, caches[name], SLAB_GFP.get(name, GFP_KERNEL))
+        return await slab_mod.kmem_cache_alloc(th, caches[name], SLAB_GFP.get(name, GFP_KERNEL),
+                                               call_site=ALLOC_SITE.get(name))
     return _Placeholder(name)
 
 
@@ -179,7 +185,7 @@ async def cache_free(th: "Thread", name: str, obj: Any) -> None:
     k = th.machine
     from . import slab as slab_mod  # type: ignore[attr-defined]
 
-    await slab_mod.kmem_cache_free(th, k.slab.caches[name], obj)
+    await slab_mod.kmem_cache_free(th, k.slab.caches[name], obj, call_site=FREE_SITE.get(name))
 
 
 __all__ = [
