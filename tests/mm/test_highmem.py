@@ -191,3 +191,15 @@ class TestAtomicSlots:
         assert addrs == [k.highmem.kmap_atomic_addr(1, i) for i in range(16)]
         assert addrs[0] - addrs[1] == 4096  # fixmap slots grow downwards
         assert max(addrs) < min(k.highmem.kmap_atomic_addr(0, i) for i in range(16))  # CPU1's slots below CPU0's
+
+
+class TestEvents:
+    def test_bodies(self) -> None:
+        """The highmem events render in the kernel's key=value style."""
+        from smpmem.trace.catalog import lookup
+
+        assert lookup("kmap_high").body({"pfn": 0x3a000, "vaddr": 0xFF801000, "nr": 1, "count": 2}) == \
+            "pfn=0x3a000 vaddr=0xff801000 nr=1 count=2"
+        assert lookup("flush_all_zero_pkmaps").body({"nr_freed": 511}) == "nr_freed=511"
+        assert lookup("kunmap_atomic").body({"vaddr": 0xFFF7B000, "idx": 0}) == "vaddr=0xfff7b000 idx=0"
+        assert not lookup("kmap_high").kernel

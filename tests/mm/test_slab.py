@@ -699,3 +699,48 @@ class TestSlabinfo:
         vm = {ln.split()[0]: ln.split()[1:] for ln in inside("vmstat -m").splitlines()[1:]}
         r = rows["dentry"]
         assert vm["dentry"] == [str(r[0]), str(r[1]), str(r[2]), str(r[3])]
+
+
+class TestTuningAndReap:
+    async def test_do_tune_cpucache_resizes_the_arrays(self) -> None:
+        """Writing limit/batchcount/shared (do_tune_cpucache) empties the old arrays and shows in /proc/slabinfo."""
+        k = boot(cpus=2)
+        c = S.kmem_cache_create(k, "t_tune", 64)
+
+        async def work(th):
+            objs = await _alloc_n(th, c, 100)
+            for o in objs:
+                await S.kmem_cache_free(th, c, o)
+            before = len(c.cpu_cache[th.cpu.id].entry)
+            await S.do_tune_cpucache(th, c, 10, 5, 0)
+            with pytest.raises(S.SlabError, match="need 1 <= batchcount <= limit"):
+                await S.do_tune_cpucache(th, c, 4, 5, 0)
+            objs = await _alloc_n(th, c, 30)
+            for o in objs:
+                await S.kmem_cache_free(th, c, o)
+            return before
+
+        before, = await run(k, work)
+        assert before > 10
+        assert (c.limit, c.batchcount, c.shared, c.node[0].shared) == (10, 5, 0, None)
+        assert all(ac.limit == 10 and len(ac.entry) <= 10 for ac in c.cpu_cache)
+        assert parse(render_slabinfo(k))["t_tune"][5:8] == (10, 5, 0)
+        assert S.check_slab_full(k) is None
+
+    async def test_cache_reap_drains_idle_arrays_and_free_slabs(self) -> None:
+        """With the per-CPU reap timers running, an idle cache's arrays and free slabs go back over a few seconds."""
+        k = boot(cpus=2)
+        c = S.kmem_cache_create(k, "t_reaped", 256)
+
+        async def work(th):
+            S.start_cache_reap(k)
+            objs = await _alloc_n(th, c, 600)
+            for o in objs:
+                await S.kmem_cache_free(th, c, o)
+            held = len(c.cpu_cache[0].entry), c.nr_pages
+            await th.sleep_for(20 * 10**9)  # 20 s of virtual time, idle
+            return held
+
+        (arr0, pages0), = await run(k, work, cpus=[0])
+        assert arr0 > 0 and c.cpu_cache[0].entry == [] and c.nr_pages < pages0 and c.reaped > 0
+        assert S.check_slab_full(k) is None
