@@ -316,8 +316,10 @@ class Machine:
         return thread
 
     async def _thread_main(self, thread: Thread, fn: Callable[..., Awaitable[Any]], args: tuple) -> Any:
-        await thread.acquire_cpu()
         try:
+            # Inside the try: a thread killed while queued for its first CPU
+            # still gets it for the cleanup (_wait_for_cpu) and must give it back.
+            await thread.acquire_cpu()
             result = await fn(thread, *args)
             await thread.sync()
             return result

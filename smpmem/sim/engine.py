@@ -380,8 +380,11 @@ class Simulator:
                 self.failure = Deadlock(f"every actor is blocked at t={self.now}ns: {waits}")
             if before_teardown is not None:
                 before_teardown(status)
+            failure = self.failure
             await self._teardown()
         self._nursery = None
+        if self.failure is not failure:
+            status = "failed"  # a model error while the actors unwound
         return status
 
     def _status(self, until: int | None) -> str:
@@ -409,8 +412,16 @@ class Simulator:
             self._driver.token = -1
             self.stop_requested = None
         # Still blocked after being killed: their cleanup waits on something no
-        # one will release. Fail them loudly rather than hang the nursery.
-        for a in self.live_actors:
-            if a.task is not None and a.waiting_on is not None:
+        # one will release. Fail them loudly rather than hang the nursery: one at
+        # a time, each raising ModelBug where it waits and handing the baton back
+        # when it has unwound (two at once would be two runnable tasks).
+        while self._live:
+            a = next(iter(self._live.values()))
+            if a.waiting_on is not None:
                 a.waiting_on.remove_waiter(a)
-                reschedule(a.task, outcome.Error(ModelBug(f"{a!r} is stuck during teardown")))
+                a.waiting_on = None
+            a.token = -1
+            self.current = a
+            reschedule(a.task, outcome.Error(ModelBug(f"{a!r} is stuck during teardown")))
+            await wait_task_rescheduled(_abort_failed)
+            self._driver.token = -1

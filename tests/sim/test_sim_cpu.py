@@ -159,6 +159,53 @@ class TestTimeSlices:
         assert log == [("holder released", 3_000), ("other runs", 3_500), ("holder back", 3_700)]
 
 
+class TestKillOffCpu:
+    async def test_a_thread_killed_before_it_ever_ran_frees_its_cpu(self):
+        """A thread killed while queued for a CPU it never had still leaves the CPU to the threads after it.
+
+        a runs on CPU0 from 0 to 1000 with b then c queued behind it; the killer
+        (CPU1) kills b at 100. c gets CPU0 when a ends (1000 + context switch
+        100) and d, started on CPU0 at 5000, finds it free.
+        """
+        m = Machine(2, costs=CostModel(context_switch=100))
+        log: Log = []
+
+        async def work(th: Thread, ns: int) -> None:
+            log.append((f"{th.comm} runs", th.sim.now))
+            await th.compute(ns)
+
+        async def killer(th: Thread, victim: Thread) -> None:
+            await th.compute(100)
+            th.sim.kill([victim])
+
+        def setup(m: Machine) -> None:
+            start(m, "a", work, 1_000, cpu=0)
+            b = start(m, "b", work, 10, cpu=0)
+            start(m, "c", work, 10, cpu=0)
+            start(m, "d", work, 10, cpu=0, at=5_000)
+            start(m, "killer", killer, b, cpu=1)
+
+        assert await m.run(setup) == "completed", m.sim.failure
+        assert log == [("a runs", 0), ("c runs", 1_100), ("d runs", 5_000)]
+        assert m.cpus[0].current is None and not m.cpus[0].runqueue
+
+    async def test_teardown_with_threads_queued_for_cpus(self):
+        """A run that times out while threads wait in run queues tears down cleanly (no thread stuck)."""
+        m = Machine(1, costs=CostModel(timeslice=1_000, context_switch=100))
+
+        async def spin(th: Thread) -> None:
+            while True:
+                await th.compute(300)
+
+        def setup(m: Machine) -> None:
+            for name in ("a", "b", "c"):
+                start(m, name, spin, cpu=0)
+
+        assert await m.run(setup, until=10_000) == "timeout", m.sim.failure
+        assert m.sim.failure is None and m.sim.live_actors == []
+        assert m.cpus[0].current is None
+
+
 class TestPlacement:
     async def test_threads_go_to_the_least_loaded_allowed_cpu(self):
         """start_thread without a CPU places on the least loaded allowed CPU, lowest id on ties."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from smpmem.sim import Actor, Deadlock, Machine, Mutex, Simulator
+from smpmem.sim import Actor, Deadlock, Machine, ModelBug, Mutex, Simulator
 from smpmem.sim.costs import CostModel
 
 
@@ -214,6 +214,41 @@ class TestKill:
 
 
 class TestRunStatus:
+    async def test_actors_stuck_in_their_cleanup_fail_the_run_cleanly(self):
+        """Actors whose cleanup blocks on something no one releases fail the run with ModelBug, one by one.
+
+        Both are killed at the ``until`` instant, both block again in their
+        ``finally``; the teardown raises ModelBug in the first, then the second,
+        each unwinding in virtual time, and the run ends failed (not hung, no
+        trio internal error).
+        """
+        sim = Simulator()
+        log: list[tuple[str, int]] = []
+        forever = WaitQueue()
+
+        async def stubborn(me: Actor) -> None:
+            try:
+                await sim.sleep(10_000)
+            finally:
+                forever.waiters.append(me)
+                try:
+                    await sim.block(me, forever)
+                except ModelBug as e:
+                    log.append((f"{me.name}: {e}", sim.now))
+                    raise
+
+        async def main(sim: Simulator) -> None:
+            for name in ("a", "b"):
+                a = Actor(sim, name)
+                sim.spawn(a, stubborn, a)
+
+        assert await sim.run(main, until=100) == "failed"
+        assert isinstance(sim.failure, ModelBug)
+        assert log == [("a: <Actor a #2> is stuck during teardown", 100),
+                       ("b: <Actor b #3> is stuck during teardown", 100)]
+        assert forever.waiters == [] and sim.live_actors == []
+
+
     async def test_exception_fails_the_run_and_keeps_the_error(self):
         """An actor raising gives status failed, the error in ``sim.failure``, and the others are killed."""
         sim = Simulator()
