@@ -47,13 +47,17 @@ refault detection, no fault-around (``filemap_map_pages``), no
 ``mmap_lock`` for I/O (no VM_FAULT_RETRY), no truncation, no direct I/O,
 no stable-page waits, no ``PAGECACHE_TAG_TOWRITE``.
 
-Lock order (the tree of mm/filemap.c's header, the part modelled)::
+Lock order (the part of mm/filemap.c's header tree that is modelled;
+:data:`FILE_LOCK_ORDER` holds it as pairs and boot teaches it to the
+lock-order checker, as mm/rmap.py does for its tree)::
 
-    inode->i_rwsem
-      folio lock (PG_locked)
-        mapping->i_pages (xa_lock)
-        wb->list_lock
-        lruvec->lru_lock
+    inode->i_rwsem                  (generic_perform_write)
+      folio lock (PG_locked, a bit: not a lock class)
+        mapping->i_pages            (xa_lock: add, delete, dirty and writeback tags)
+        wb->list_lock               (__mark_inode_dirty)
+          mapping->i_pages          (__sync_single_inode)
+        lruvec->lru_lock            (folio_add_lru, after i_pages is dropped)
+        zone->lock                  (page allocation)
 """
 
 from __future__ import annotations
@@ -117,6 +121,15 @@ from .zone import NR_FILE_PAGES, NR_SHMEM
 
 if TYPE_CHECKING:
     from ..sim import Thread
+
+FILE_LOCK_ORDER: tuple[tuple[str, str], ...] = (
+    ("&inode->i_rwsem", "&mapping->i_pages"),
+    ("&inode->i_rwsem", "&wb->list_lock"),
+    ("&inode->i_rwsem", "&lruvec->lru_lock"),
+    ("&inode->i_rwsem", "&zone->lock"),
+    ("&wb->list_lock", "&mapping->i_pages"),
+    ("&mapping->i_pages", "&lruvec->lru_lock"),
+)
 
 AOP_TRUNCATED_PAGE = 0x80001
 VM_READAHEAD_PAGES = 128 * 1024 // PAGE_SIZE  # the default bdi->ra_pages
@@ -1061,6 +1074,9 @@ def filemap_init(kernel: Any) -> None:
     from .dcache import dcache_init
     from .page_writeback import check_writeback_counts, page_writeback_init, writeback_start
 
+    after = kernel.locks.lockdep.after
+    for outer, inner in FILE_LOCK_ORDER:
+        after.setdefault((outer, 0), {}).setdefault((inner, 0), (outer,))
     kernel.block = block_init(kernel)
     kernel.pagecache = PageCache(kernel)
     page_writeback_init(kernel)

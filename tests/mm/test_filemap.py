@@ -379,3 +379,66 @@ class TestFaults:
 
         dirty, out = run(k, t)[0]
         assert dirty and out == [(5, 4242)]
+
+
+class TestSharedMapping:
+    def test_stores_through_a_shared_mapping_survive_writeback_and_eviction(self) -> None:
+        """Stores through a MAP_SHARED mapping (mm/memory.py's MMU) dirty the pages; after munmap, fsync and
+        dropping the cache, a new mapping reads the same tokens back from the disk."""
+        from mm_support import run as mm_run, spawn
+
+        from smpmem.mm import mmap as M
+        from smpmem.mm.memory import access_pages
+
+        k = fs_kernel()
+        k.mm_check_every_switch = True
+        sda = disk(k)
+        n = 16
+
+        async def body(th, proc):
+            f = await vfs_open(th, "/data")
+            addr = await M.vm_mmap(th, proc.mm, f, 0, n * 4096, M.PROT_READ | M.PROT_WRITE, M.MAP_SHARED, 0)
+            vpns = range(addr >> 12, (addr >> 12) + n)
+            assert await access_pages(th, proc.mm, vpns, True) == 0
+            written = [f.f_mapping.i_pages[i].token for i in range(n)]
+            await M.vm_munmap(th, proc.mm, addr, n * 4096)
+            dirty = meminfo(k)["Dirty"]
+            assert await vfs_fsync(th, f) == 0
+            dropped = await drop_pagecache(th)
+            reads = sda.reads
+            addr = await M.vm_mmap(th, proc.mm, f, 0, n * 4096, M.PROT_READ, M.MAP_SHARED, 0)
+            vpns = range(addr >> 12, (addr >> 12) + n)
+            assert await access_pages(th, proc.mm, vpns, False) == 0  # checks every token against the shadow
+            back = [f.f_mapping.i_pages[i].token for i in range(n)]
+            await M.vm_munmap(th, proc.mm, addr, n * 4096)
+            return written, dirty, dropped, sda.reads - reads, back
+
+        out: list = []
+
+        async def wrapped(th, proc):
+            out.append(await body(th, proc))
+
+        mm_run(k, lambda _: spawn(k, wrapped))
+        written, dirty, dropped, reads, back = out[0]
+        assert dirty == n * 4 and dropped >= n and reads >= 1
+        assert back == written and len(set(written)) == n and all(t > 0 for t in written)
+
+
+class TestLockOrder:
+    def test_taking_i_pages_before_i_rwsem_is_reported(self) -> None:
+        """The file lock order is known at boot: i_rwsem taken inside a mapping's xa_lock is an inversion."""
+        from smpmem.sim import LockInversion
+
+        k = fs_kernel()
+
+        async def t(th):
+            f = await vfs_open(th, "/data")
+            m = f.f_mapping
+            await m.xa_lock.acquire(th)
+            try:
+                await f.f_inode.i_rwsem.down_write(th)
+            finally:
+                await m.xa_lock.release(th)
+
+        with pytest.raises(LockInversion, match="i_rwsem"):
+            run(k, t)

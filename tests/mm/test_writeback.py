@@ -120,11 +120,13 @@ def _throttle_run() -> tuple:
     return k, records(k), took
 
 
-class TestThrottle:
-    @pytest.fixture(scope="class")
-    def log(self) -> tuple:
-        return _throttle_run()
+@pytest.fixture(scope="module")
+def log() -> tuple:
+    """One throttled run shared by the TestThrottle checks."""
+    return _throttle_run()
 
+
+class TestThrottle:
     def test_background_writeback_starts_at_the_background_threshold(self, log) -> None:
         """The first background writeback_start comes when dirty pages just passed bg_thresh."""
         _k, recs, _ = log
