@@ -379,11 +379,19 @@ async def drop_pagecache(th: "Thread") -> int:
 # --- reading ---------------------------------------------------------------------------------
 
 def _end_bio_read(bio: Bio) -> None:
-    """``mpage_read_end_io`` → ``folio_end_read``: uptodate on success, unlocked either way."""
+    """``mpage_read_end_io`` → ``folio_end_read``: uptodate on success, unlocked either way.
+
+    A page read from the disk must hold the token last written at its file
+    offset (the mapping's shadow): anything else is lost data.
+    """
     wt: PageWaitTable = bio.private
     ok = bio.status == 0
-    for page, _sector in bio.vecs:
+    for page, sector in bio.vecs:
         if ok:
+            want = page.mapping.shadow.get(page.index)
+            if want != page.token:
+                raise ModelBug(f"ino {page.mapping.host.i_ino} page {page.index} read from sector {sector} holds "
+                               f"{page.token!r}, but {want!r} was written there last: data lost")
             page.flags |= _UPTODATE
         folio_unlock(wt, page)
 

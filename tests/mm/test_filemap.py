@@ -442,3 +442,33 @@ class TestLockOrder:
 
         with pytest.raises(LockInversion, match="i_rwsem"):
             run(k, t)
+
+
+class TestContentChecks:
+    def test_wrong_data_from_the_disk_is_caught_at_read_completion(self) -> None:
+        """A page read back from the disk with another token than the last write there is reported as lost data."""
+        k = fs_kernel()
+
+        async def t(th):
+            f = await vfs_open(th, "/data")
+            await vfs_write(th, f, 0, 4096, token=99)
+            assert await vfs_fsync(th, f) == 0
+            assert await evict(th, f.f_mapping, 0)
+            disk(k).platter[3072] = 5  # the block changed behind the page cache's back
+            await vfs_read(th, f, 0, 4096)
+
+        with pytest.raises(ModelBug, match="read from sector 3072 holds 5, but 99 was written there last"):
+            run(k, t)
+
+    def test_a_clean_page_that_differs_from_its_block_cannot_leave(self) -> None:
+        """Evicting a clean page whose content is not on its disk block is reported as lost data."""
+        k = fs_kernel()
+
+        async def t(th):
+            f = await vfs_open(th, "/data")
+            await vfs_read(th, f, 0, 4096)
+            f.f_mapping.i_pages[0].token = 1234  # changed without being dirtied
+            await evict(th, f.f_mapping, 0)
+
+        with pytest.raises(ModelBug, match="clean page holds 1234"):
+            run(k, t)
