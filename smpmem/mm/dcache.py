@@ -101,6 +101,7 @@ class Dcache:
         self.nr_dentry = 0
         self.nr_inodes = 0
         self.lookup_wait = WaitQueue("d_wait_lookup")
+        self.since_sweep = 0
         self.shrinkers: list[tuple[str, Any, Any]] = []  # (name, count, scan) when no shrinker registry exists
 
 
@@ -410,21 +411,32 @@ def dcache_init(kernel: Any) -> Dcache:
     return dc
 
 
-def check_dcache(kernel: Any) -> str | None:
-    """Invariant: LRU members are unused-or-lazily-listed objects of their sb; counts match the objects."""
+def check_dcache(kernel: Any, full: bool = False) -> str | None:
+    """Invariant: the object counts match the hashes; LRU flags match the LRUs; nothing freed stays hashed.
+
+    The counts are checked every time; the walk of every dentry and inode is
+    amortised like the page cache's (when the checks since the last walk
+    reach a 16th of the objects, or ``full``).
+    """
     dc: Dcache = kernel.dcache
+    inodes = sum(len(sb.inodes) for sb in dc.sbs.values())
+    if inodes != dc.nr_inodes:
+        return f"{inodes} inodes hashed but nr_inodes is {dc.nr_inodes}"
+    dc.since_sweep += 1
+    if not full and dc.since_sweep < max(64, (len(dc.hashtable) + inodes) // 16):
+        return None
+    dc.since_sweep = 0
     for d in dc.hashtable.values():
         if d.d_count < 0:
             return f"{d!r}: negative reference count"
         if d.on_lru != (d in dc.caches[d.d_sb].dentry_lru):
             return f"{d!r}: on_lru disagrees with the LRU"
-    inodes = sum(len(sb.inodes) for sb in dc.sbs.values())
-    if inodes != dc.nr_inodes:
-        return f"{inodes} inodes hashed but nr_inodes is {dc.nr_inodes}"
     for sb in dc.sbs.values():
         for inode in sb.inodes.values():
             if inode.i_state & I_FREEING:
                 return f"{inode!r} is being freed but still hashed"
+            if inode.on_lru != (inode in dc.caches[sb].inode_lru):
+                return f"{inode!r}: on_lru disagrees with the LRU"
     return None
 
 

@@ -127,3 +127,27 @@ class TestDcache:
         reg = getattr(k, "shrinkers", None)
         if reg is not None:
             assert "sb-ext2" in [s.name for s in reg.shrinker_list]
+
+
+class TestChecks:
+    def test_full_checks_pass_after_a_mixed_workload(self) -> None:
+        """After opens, reads, writes, a shrink and a sync, the full dcache and page cache walks find nothing wrong."""
+        from smpmem.mm.dcache import check_dcache
+        from smpmem.mm.filemap import check_page_cache, ksys_sync, vfs_write
+
+        k = fs_kernel(files=FILES)
+
+        async def t(th):
+            for i in range(8):
+                f = await vfs_open(th, f"/f{i}")
+                await vfs_read(th, f, 0, 8192)
+                await vfs_write(th, f, 4096, 100)
+                fput(th, f)
+            await super_cache_scan(th, sbc(k), ShrinkControl(8))
+            await ksys_sync(th)
+
+        run(k, t)
+        assert check_dcache(k, full=True) is None
+        assert check_page_cache(k, full=True) is None
+        k.dcache.nr_inodes += 1
+        assert "nr_inodes" in check_dcache(k)
