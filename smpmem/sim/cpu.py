@@ -151,8 +151,15 @@ class Thread(Actor):
 
     async def compute(self, ns: int) -> None:
         """Busy the CPU for ``ns`` (user work), preemptible at slice ends."""
-        self.charge(ns)
-        await self.sync()
+        # charge() + sync() inlined: one coroutine frame less on a hot path.
+        p = self.pending + ns
+        sim = self.sim
+        if p:
+            self.pending = 0
+            self.runtime_ns += p
+            await sim.sleep(p)
+        if self.cpu.runqueue and self.preempt_count == 0 and sim.now - self.slice_start >= self.machine.costs.timeslice:
+            await self._preempt()
 
     # -- the CPU ---------------------------------------------------------------
     async def acquire_cpu(self) -> None:

@@ -35,12 +35,25 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, final
 
 import outcome
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+
+# The waits are trio's ``wait_task_rescheduled`` inlined: a generator-based
+# coroutine yields trio's WaitTaskRescheduled trap itself (what
+# wait_task_rescheduled does in two more frames), and the engine wakes it with
+# one shared ``Value(None)`` that it never unwraps (only errors are). Every
+# resumption walks the whole chain of awaiting frames, so each frame saved is
+# paid back at every hand-off. The trap type is private to trio; should it
+# move, the engine falls back to the public functions.
+try:
+    from trio._core._traps import WaitTaskRescheduled as _WaitTaskRescheduled
+except ImportError:  # pragma: no cover - a trio without the private trap
+    _WaitTaskRescheduled = None
 
 
 class ModelBug(AssertionError):
@@ -61,6 +74,29 @@ def _abort_failed(_: Any) -> Abort:
     # The engine owns rescheduling: trio's cancellation never wakes a blocked
     # actor directly (that would make two tasks runnable at once).
     return Abort.FAILED
+
+
+if _WaitTaskRescheduled is not None:
+    _TRAP = _WaitTaskRescheduled(_abort_failed)  # immutable: one instance serves every wait
+    _GO = outcome.Value(None)  # the wake-up value; shared, so never unwrapped
+
+    @types.coroutine
+    def _park() -> Generator[Any, Any, None]:
+        """Wait until the engine reschedules this task (``wait_task_rescheduled``, inlined)."""
+        res = yield _TRAP
+        if res is not _GO:
+            res.unwrap()  # an error sent by the teardown
+
+    def _go() -> outcome.Value[None]:
+        return _GO
+else:  # pragma: no cover
+    _TRAP = None
+
+    def _park() -> Awaitable[None]:
+        return wait_task_rescheduled(_abort_failed)
+
+    def _go() -> outcome.Value[None]:
+        return outcome.Value(None)
 
 
 @final
@@ -195,7 +231,7 @@ class Simulator:
     async def _run_actor(self, actor: Actor, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
         actor.task = current_task()
         if not actor.go:
-            await wait_task_rescheduled(_abort_failed)
+            await _park()
         try:
             with actor.scope:
                 if actor.killed:
@@ -240,7 +276,7 @@ class Simulator:
                 if nxt.task is None:
                     nxt.go = True
                 else:
-                    reschedule(nxt.task, outcome.Value(None))
+                    reschedule(nxt.task, _go())
                 return
         self._activate(self._driver)
 
@@ -249,14 +285,7 @@ class Simulator:
         if actor.task is None:
             actor.go = True
         else:
-            reschedule(actor.task, outcome.Value(None))
-
-    async def _wait(self, actor: Actor) -> None:
-        """Block the running actor until the engine hands it the baton again."""
-        self._hand_off()
-        await wait_task_rescheduled(_abort_failed)
-        if actor.killed and not actor.dying:
-            await self._deliver_kill(actor)
+            reschedule(actor.task, _go())
 
     async def _deliver_kill(self, actor: Actor) -> None:
         actor.dying = True
@@ -264,14 +293,23 @@ class Simulator:
         raise ModelBug(f"{actor!r} was killed but its cancel scope did not fire")
 
     # -- what actors call -----------------------------------------------------
-    async def sleep_until(self, t: int) -> None:
+    # sleep_until and sleep are the hot path of the whole model. They are
+    # generator-based coroutines (``await sim.sleep(dt)`` as before) kept flat:
+    # no nested frames, the hand-off's common case and trio's trap inlined.
+    # Both must behave exactly as ``_push`` + ``_hand_off`` + ``_park`` would.
+    @types.coroutine
+    def sleep_until(self, t: int) -> Generator[Any, Any, None]:
         """Let virtual time pass until ``t`` for the running actor."""
-        # The hot path of the whole model: kept flat (no nested coroutine
-        # frames, the hand-off inlined) because every resumption walks them.
-        actor = self.current
-        heap = self._heap
         if t < self.now:
             t = self.now
+        return (yield from self.sleep(t - self.now))
+
+    @types.coroutine
+    def sleep(self, dt: int) -> Generator[Any, Any, None]:
+        """Let ``dt`` nanoseconds pass for the running actor."""
+        actor = self.current
+        heap = self._heap
+        t = self.now + dt
         if (not heap or t < heap[0][0]) and self.stop_requested is None and not actor.killed:
             self.now = t  # still the earliest: continue without a switch
             return
@@ -280,36 +318,56 @@ class Simulator:
         if self.pct is not None:  # schedule exploration (see _push)
             seq = self.pct.key(actor, seq)
         actor.token = seq
-        heapq.heappush(heap, (t, seq, actor))
-        self._hand_off()
-        await wait_task_rescheduled(_abort_failed)
+        if _TRAP is None or self.on_switch is not None or self.stop_requested is not None or not heap:
+            heapq.heappush(heap, (t, seq, actor))
+            self._hand_off()
+            yield from _park()
+        else:
+            # _hand_off inlined. The heap is not empty and its top is due no later
+            # than t (or this actor was killed), so pushing then popping is one
+            # heappushpop; a stale top (a moved or killed actor) is skipped as there.
+            self.switches += 1
+            t, seq, nxt = heapq.heappushpop(heap, (t, seq, actor))
+            while seq != nxt.token:
+                if not heap:
+                    nxt = None
+                    break
+                t, seq, nxt = heapq.heappop(heap)
+            if nxt is None:
+                self._activate(self._driver)
+            elif nxt is actor:
+                # Itself the earliest after all (killed, or first at this instant by
+                # PCT priority): run on, as _hand_off rescheduling itself would.
+                nxt.token = -1
+                self.now = t
+            else:
+                nxt.token = -1
+                self.now = t
+                self.current = nxt
+                if nxt.task is None:
+                    nxt.go = True
+                else:
+                    reschedule(nxt.task, _GO)
+                res = yield _TRAP
+                if res is not _GO:
+                    res.unwrap()
         if actor.killed and not actor.dying:
-            await self._deliver_kill(actor)
+            yield from self._deliver_kill(actor).__await__()
 
-    async def sleep(self, dt: int) -> None:
-        """Let ``dt`` nanoseconds pass for the running actor."""
-        actor = self.current
-        heap = self._heap
-        t = self.now + dt
-        if (not heap or t < heap[0][0]) and self.stop_requested is None and not actor.killed:
-            self.now = t
-            return
-        self._seq += 1
-        seq = self._seq
-        if self.pct is not None:  # schedule exploration (see _push)
-            seq = self.pct.key(actor, seq)
-        actor.token = seq
-        heapq.heappush(heap, (t, seq, actor))
-        self._hand_off()
-        await wait_task_rescheduled(_abort_failed)
-        if actor.killed and not actor.dying:
-            await self._deliver_kill(actor)
-
-    async def block(self, actor: Actor, on: WaitList) -> None:
+    @types.coroutine
+    def block(self, actor: Actor, on: WaitList) -> Generator[Any, Any, None]:
         """Block ``actor`` (the running one) on a wait list until :meth:`wake`."""
         assert actor is self.current, f"{actor!r} blocks but {self.current!r} is running"
         actor.waiting_on = on
-        await self._wait(actor)
+        self._hand_off()
+        if _TRAP is None:  # pragma: no cover
+            yield from _park()
+        else:  # _park inlined, as in sleep
+            res = yield _TRAP
+            if res is not _GO:
+                res.unwrap()
+        if actor.killed and not actor.dying:
+            yield from self._deliver_kill(actor).__await__()
 
     def wake(self, actor: Actor, at: int | None = None) -> None:
         """Make a blocked actor due at ``at`` (default: now). Its wait list has let go of it."""
@@ -371,7 +429,7 @@ class Simulator:
             if until is not None:
                 self._push(driver, until)
             self._hand_off()
-            await wait_task_rescheduled(_abort_failed)
+            await _park()
             driver.token = -1  # a pending `until` entry is stale once the driver runs
             status = self._status(until)
             if status == "deadlock" and self.failure is None:
@@ -408,7 +466,7 @@ class Simulator:
             self.current = None
             self.kill(self.live_actors)
             self._hand_off()  # the last actor to finish hands the baton back
-            await wait_task_rescheduled(_abort_failed)
+            await _park()
             self._driver.token = -1
             self.stop_requested = None
         # Still blocked after being killed: their cleanup waits on something no
@@ -423,5 +481,5 @@ class Simulator:
             a.token = -1
             self.current = a
             reschedule(a.task, outcome.Error(ModelBug(f"{a!r} is stuck during teardown")))
-            await wait_task_rescheduled(_abort_failed)
+            await _park()
             self._driver.token = -1

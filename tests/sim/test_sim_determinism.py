@@ -42,3 +42,15 @@ class TestDeterminism:
         c = run_model(12, tmp_path / "c.jsonl", hashseed="0")
         ia, ic = interleaving(a), interleaving(c)
         assert [(p, e) for _, p, e in ia] != [(p, e) for _, p, e in ic]
+
+    def test_public_trio_fallback_gives_the_same_bytes(self, tmp_path):
+        """Without trio's private WaitTaskRescheduled trap the engine falls back to the public API, same log."""
+        a = run_model(11, tmp_path / "a.jsonl", hashseed="0")
+        hide = ("import trio._core._traps as t; trap = t.WaitTaskRescheduled; del t.WaitTaskRescheduled; "
+                "import smpmem.sim.engine as e; t.WaitTaskRescheduled = trap; assert e._TRAP is None; "
+                "import runpy, sys; "
+                f"sys.argv = ['m', '11', {str(tmp_path / 'f.jsonl')!r}]; "
+                f"runpy.run_path({str(MODEL)!r}, run_name='__main__')")
+        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(ROOT))
+        subprocess.run([sys.executable, "-c", hide], check=True, env=env, cwd=ROOT)
+        assert (tmp_path / "f.jsonl").read_bytes() == a
