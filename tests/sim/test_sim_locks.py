@@ -331,7 +331,7 @@ class TestKill:
 
 class TestLockDep:
     @staticmethod
-    async def abba(raise_on_violation: bool) -> Machine:
+    async def abba(raise_on_violation: bool) -> tuple[Machine, str]:
         """t1 takes A then B at 0; t2 takes B then A at 100, after t1 is done: an inversion, no deadlock."""
         m = Machine(2, costs=FREE)
         m.locks.lockdep.raise_on_violation = raise_on_violation
@@ -348,13 +348,12 @@ class TestLockDep:
             start(m, "t1", nest, a, b, cpu=0)
             start(m, "t2", nest, b, a, cpu=1, at=100)
 
-        m.status = await m.run(setup)  # type: ignore[attr-defined]
-        return m
+        return m, await m.run(setup)
 
     async def test_inversion_raises_with_both_lock_names(self):
         """A→B then B→A raises LockInversion naming both classes; the run fails with it."""
-        m = await self.abba(raise_on_violation=True)
-        assert m.status == "failed"  # type: ignore[attr-defined]
+        m, status = await self.abba(raise_on_violation=True)
+        assert status == "failed"
         err = m.sim.failure
         assert isinstance(err, LockInversion)
         assert str(err) == (
@@ -364,8 +363,8 @@ class TestLockDep:
 
     async def test_inversion_is_recorded_when_not_raising(self):
         """With raise_on_violation=False the run completes and the report is kept, as lockdep warns once."""
-        m = await self.abba(raise_on_violation=False)
-        assert m.status == "completed"  # type: ignore[attr-defined]
+        m, status = await self.abba(raise_on_violation=False)
+        assert status == "completed"
         [v] = m.locks.lockdep.violations
         assert (v.kind, v.held, v.taking) == ("circular", ("&lruvec->lru_lock",), "&zone->lock")
         assert "&zone->lock" in v.message and "&lruvec->lru_lock" in v.message
