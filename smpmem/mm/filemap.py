@@ -30,11 +30,18 @@ Modelled:
   ``balance_dirty_pages_ratelimited``.
 - ``vfs_fsync`` (``file_write_and_wait_range`` + errseq: a writeback error
   is reported once per open file), ``ksys_sync``.
-- Page faults of file mappings (``generic_file_vm_ops``): ``filemap_fault``
-  (cache hit, or ``do_sync_mmap_readahead`` around the fault, a major fault;
-  returns the page uptodate with a reference) and
-  ``filemap_page_mkwrite`` (the first write through a shared mapping marks
-  the page dirty); ``fault_dirty_shared_page`` for the fault path.
+- Page faults of file mappings (``generic_file_vm_ops``, set by
+  ``File.mmap``): ``filemap_fault`` (cache hit, or ``do_sync_mmap_readahead``
+  around the fault, a major fault; returns the page uptodate with a
+  reference, unlocked: mm/memory.py's fault path does not unlock what
+  ``->fault`` returns) and ``filemap_page_mkwrite`` (the first write
+  through a shared mapping marks the page dirty); a dirty PTE found at
+  unmap dirties the page through ``a_ops->dirty_folio``.
+- Content (DESIGN.md §6): each mapping keeps a shadow of the token last
+  written at each index (by write(2), and by stores through shared
+  mappings, which mm/memory.py records there); a read, a read completion
+  and the removal of a clean page check the page against it or against its
+  disk block, and a mismatch is a ModelBug (lost data).
 - Reclaim's side: ``remove_mapping`` (``__remove_mapping``'s conditions:
   clean, not under writeback, unmapped, buffers released, exactly the
   cache's and the caller's references), ``folio_put`` (the last reference
