@@ -411,7 +411,7 @@ class KmemCache:
         self.num_allocations = self.num_active = self.high_mark = 0
         self.grown = self.reaped = self.errors = self.node_frees = 0
         self.nr_inuse = 0  # objects callers hold
-        self.nr_in_flight = 0  # objects taken off arrays by drain IPIs, not yet back on slabs
+        self.nr_in_flight = 0  # freed objects not yet in an array or on a slab (slow frees, drain IPIs)
         self.nr_pages = 0  # pages of this cache's slabs (what NR_SLAB_* counts for it)
         self.growing: list[Slab] = []  # slabs built, not yet on a list (between grow_begin and grow_end)
         self.dying = 0  # slabs taken off the lists, pages not yet freed
@@ -922,7 +922,7 @@ async def kmem_getpages(th: "Thread", cachep: KmemCache, flags: int, nid: int) -
 
 
 async def kmem_freepages(th: "Thread", cachep: KmemCache, slab: Slab) -> None:
-    """``kmem_freepages``: unaccount the slab and give its pages back; credit a reclaimer."""
+    """``kmem_freepages``: unaccount a dying slab and give its pages back; credit a reclaimer."""
     sa = cachep.sa
     page = slab.page
     nr = 1 << cachep.gfporder
@@ -933,17 +933,17 @@ async def kmem_freepages(th: "Thread", cachep: KmemCache, slab: Slab) -> None:
     sa.nodes[page.zone.node].vm_stat[NR_SLAB_RECLAIMABLE if cachep.flags & SLAB_RECLAIM_ACCOUNT
                                      else NR_SLAB_UNRECLAIMABLE] -= nr
     cachep.nr_pages -= nr
+    cachep.dying -= 1  # with nr_pages: the slab no longer counts anywhere
     sa.pages_dirty = True
+    await free_pages_(th, page, cachep.gfporder)
     if sa.debug:
         sa.gone_slabs.append(slab)
-    await free_pages_(th, page, cachep.gfporder)
 
 
 async def slab_destroy(th: "Thread", cachep: KmemCache, slab: Slab) -> None:
-    """``slab_destroy``: the slab's pages go back, then its off-slab freelist."""
+    """``slab_destroy``: the slab's pages go back, then its off-slab freelist (the slab counts as dying on entry)."""
     freelist = slab.freelist_obj
     await kmem_freepages(th, cachep, slab)
-    cachep.dying -= 1
     if freelist is not None and cachep.freelist_cache is not None:
         slab.freelist_obj = None
         await kmem_cache_free(th, cachep.freelist_cache, freelist)
@@ -1230,12 +1230,14 @@ async def _cache_free_alien(th: "Thread", cachep: KmemCache, obj: SlabObj) -> No
     n = cachep.node[obj.slab.nid]  # type: ignore[union-attr]
     cachep.node_frees += 1
     cachep.sa.dirty[cachep] = None
+    cachep.nr_inuse -= 1
+    cachep.nr_in_flight += 1  # freed, not yet on its slab
     cpu = _irq_save(th)
     try:
         to_destroy: list[Slab] = []
         await n.list_lock.acquire(th, "cache_free_alien")
+        cachep.nr_in_flight -= 1
         free_block(th, cachep, [obj], n, to_destroy)
-        cachep.nr_inuse -= 1
         await n.list_lock.release(th)
         await slabs_destroy(th, cachep, to_destroy)
     finally:
@@ -1245,12 +1247,14 @@ async def _cache_free_alien(th: "Thread", cachep: KmemCache, obj: SlabObj) -> No
 async def _cache_free_slow(th: "Thread", cachep: KmemCache, obj: SlabObj) -> None:
     """The array was full: flush a batch with interrupts off, then keep the object."""
     cachep.freemiss += 1
+    cachep.nr_inuse -= 1
+    cachep.nr_in_flight += 1  # freed, not yet in the array
     cpu = _irq_save(th)
     try:
         ac = cachep.cpu_cache[cpu.id]
         await cache_flusharray(th, cachep, ac, cpu)
         ac.entry.append(obj)
-        cachep.nr_inuse -= 1
+        cachep.nr_in_flight -= 1
         th.pending += cachep.sa.fast_cost
     finally:
         _irq_restore(th, cpu)
@@ -1295,10 +1299,24 @@ async def kmem_cache_free(th: "Thread", cachep: KmemCache, obj: SlabObj, call_si
         raise SlabError(f"kmem_cache_free: Wrong slab cache. {cachep.name} but object 0x{obj.addr:x} is from {real.name}")
     if not obj.inuse:
         raise _double_free(cachep, obj)
-    tr = cachep.sa.tracer
+    sa = cachep.sa
+    tr = sa.tracer
     if tr.on[_ev_kcf.id]:
         tr.emit(_ev_kcf, th, call_site=call_site or _caller(), ptr=obj.addr, name=cachep.name)
-    await __cache_free(th, cachep, obj)
+    if sa.nr_nodes > 1:
+        await __cache_free(th, cachep, obj)
+        return
+    obj.inuse = False
+    obj.data = None
+    ac = cachep.cpu_cache[th.cpu.id]
+    entry = ac.entry
+    if len(entry) < ac.limit:  # ___cache_free's fast path, inline
+        cachep.freehit += 1
+        entry.append(obj)
+        cachep.nr_inuse -= 1
+        th.pending += sa.fast_cost
+        return
+    await _cache_free_slow(th, cachep, obj)
 
 
 async def kfree(th: "Thread", obj: "SlabObj | LargeObj | None", call_site: str | None = None) -> None:
