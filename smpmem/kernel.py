@@ -105,6 +105,9 @@ class Kernel(Machine):
         from .mm.memory import mm_init
 
         mm_init(self)  # TLBs, the zero page, the mm lock order and checks (mm/memory.c, arch/x86/mm/tlb.c)
+        from .mm.vmscan import vmscan_init
+
+        vmscan_init(self)  # swap areas, the OOM killer, kswapd per node and the allocator's reclaim hooks (mm/vmscan.c)
 
     def add_check(self, name: str, fn: Check) -> None:
         """Register an invariant check (run at every hand-off in debug mode)."""

@@ -66,6 +66,11 @@ class CostModel:
     slab_grow: int = 300              # cache_grow_begin/end beyond the page allocation: slab management, colour
     slab_init_obj: int = 5            # cache_init_objs() for one object (the constructor's own work excluded)
     vmap_area_op: int = 200           # find, split, insert or merge one vmap_area in the vmalloc rb-trees
+    # --- reclaim, swap and the OOM killer (mm/vmscan.c, mm/swapfile.c, mm/oom_kill.c) --
+    lru_isolate: int = 40             # take one folio off an LRU list, or put it back, under lru_lock (list_move, flags, ref)
+    reclaim_folio: int = 250          # shrink_folio_list's own work on one folio: trylock, flag tests, mapping checks
+    swap_slot_op: int = 60            # allocate, duplicate or free one swap slot in swap_map and its cluster under si->lock
+    oom_scan_task: int = 500          # oom_evaluate_task(): the badness of one task during select_bad_process()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "CostModel":
         """A copy with some costs replaced; unknown names or bad values raise ValueError."""

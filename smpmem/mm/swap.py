@@ -1,0 +1,1232 @@
+"""Swap: models mm/swapfile.c, mm/swap_state.c and mm/page_io.c (Linux 6.12).
+
+Modelled:
+
+- Swap areas (``struct swap_info_struct``) from ``[[machine.swap]]``, each a
+  sector range of a block device (:mod:`smpmem.mm.block`), enabled at boot
+  as by ``swapon`` (header page at offset 0, ``SwapTotal``), with their
+  priorities: ``get_swap_pages`` walks the available areas highest priority
+  first and round-robins among equal ones (``plist_requeue``), under
+  ``swap_avail_lock``; ``sys_swapoff`` (``try_to_unuse``: every swap PTE of
+  the area swapped in and mapped again, the swap cache emptied).
+- Slot allocation in clusters of SWAPFILE_CLUSTER = 256 slots under
+  ``si->lock`` (``cluster_alloc_swap_entry`` for order 0): a per-CPU current
+  cluster, then a free cluster, then a partly used one, then any free slot
+  (fragmented). ``swap_map[offset]`` holds the PTE references plus
+  SWAP_HAS_CACHE; ``swap_duplicate``, ``swap_free``, ``put_swap_folio``,
+  ``swapcache_prepare``, ``free_swap_and_cache`` and the slot going back
+  (``swap_entry_range_free``: ``nr_swap_pages``) when the last reference goes.
+- The swap cache (``swapper_spaces``: one address space per area, offset →
+  folio under ``&mapping->i_pages``): ``add_to_swap`` (slot + cache +
+  PG_dirty), ``add_to_swap_cache`` / ``__delete_from_swap_cache`` (a
+  reference, PG_swapcache, ``folio->swap`` in ``private``, NR_FILE_PAGES and
+  NR_SWAPCACHE, ``SwapCached``), ``swap_cache_get_folio``,
+  ``folio_free_swap``, and reclaim's ``__remove_mapping`` of a swap cache
+  folio. A concurrent fault finds a folio being swapped out in the cache and
+  waits for its lock.
+- I/O (mm/page_io.c): ``swap_writepage`` (``folio_free_swap`` first, then
+  one bio per folio, PG_writeback, NR_WRITEBACK, ``pswpout``;
+  ``end_swap_bio_write`` redirties the folio on an I/O error, rotates it to
+  the inactive tail when PG_reclaim asks) and ``swap_read_folio`` (``pswpin``;
+  on an error the folio is not uptodate and the fault gets SIGBUS). The
+  content token travels with the bio: written at submission, read back at
+  completion (DESIGN.md §6).
+- ``do_swap_page`` (mm/memory.c), the fault path's hook: the swap cache or
+  a new folio read in (``__read_swap_cache_async``, a major fault,
+  ``pgmajfault``), ``swap_cluster_readahead`` of 2^``page_cluster``
+  neighbours (``swap_ra`` / ``swap_ra_hit``), the page lock, the PTE
+  checked again under its lock, ``swap_free``, ``MM_SWAPENTS`` →
+  ``MM_ANONPAGES``, exclusivity (only this PTE referenced the entry) for a
+  writable mapping, ``should_try_to_free_swap``, ``do_wp_page`` for a write
+  to a shared folio.
+
+Simplified: no zswap, no frontswap, no swap files on a filesystem (an area
+is a partition-like range), no SSD discard, no large folios (no THP swap,
+no mTHP orders), one lock per area (``si->lock``; the kernel also has a lock
+per cluster), ``swap_cluster_readahead`` instead of 6.12's default
+VMA-based readahead, no swap cgroup accounting.
+
+Lock order (with :mod:`smpmem.mm.rmap`'s tree): ``ptl`` → ``&p->lock``
+(``swap_duplicate`` / ``swap_free`` under the page table lock);
+``&mapping->i_pages`` of the swap cache is released before ``&p->lock`` is
+taken; ``swap_avail_lock`` is never held with another.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..sim import ModelBug, SpinLock, Thread
+from . import gfp as G
+from .block import REQ_OP_READ, REQ_OP_WRITE, SECTORS_PER_BLOCK, Bio, WaitQueue, _ctx_of, submit_bio
+from .page import (
+    PG_active,
+    PG_anon_exclusive,
+    PG_dirty,
+    PG_locked,
+    PG_lru,
+    PG_readahead,
+    PG_reclaim,
+    PG_swapbacked,
+    PG_swapcache,
+    PG_uptodate,
+    PG_writeback,
+    Page,
+)
+from .page_writeback import Pageout, folio_rotate_reclaimable
+from .zone import NR_FILE_PAGES, NR_SWAPCACHE, NR_WRITEBACK, NR_WRITTEN, NR_ZONE_WRITE_PENDING
+
+if TYPE_CHECKING:
+    from .memory import VmFault
+
+SWP_TYPE_SHIFT = 50  # swp_entry(type, offset): the type above the offset (x86 packs 5 type bits)
+SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
+MAX_SWAPFILES = 32
+SWAP_HAS_CACHE = 0x40  # swap_map: a folio is in the swap cache for this slot
+SWAP_MAP_MAX = 0x3E  # references a slot can count without continuation pages
+SWAP_MAP_BAD = 0x3F  # a slot that cannot be used (beyond the end of the area)
+SWAPFILE_CLUSTER = 256
+# swap_info_struct.flags
+SWP_USED = 1 << 0
+SWP_WRITEOK = 1 << 1
+# cluster states (swap_cluster_info.flags)
+CLUSTER_FLAG_FREE, CLUSTER_FLAG_NONFULL, CLUSTER_FLAG_FRAG, CLUSTER_FLAG_FULL = 1, 2, 4, 8
+
+_LOCKED = 1 << PG_locked
+_DIRTY = 1 << PG_dirty
+_WRITEBACK = 1 << PG_writeback
+_SWAPCACHE = 1 << PG_swapcache
+_RECLAIM = 1 << PG_reclaim
+_UPTODATE = 1 << PG_uptodate
+_READAHEAD = 1 << PG_readahead
+
+EIO, ENOENT, EEXIST, ENOMEM, EINVAL, EBUSY = 5, 2, 17, 12, 22, 16
+HZ = 250
+JIFFY_NS = 1_000_000_000 // HZ
+
+
+def swp_entry(type_: int, offset: int) -> int:
+    return (type_ << SWP_TYPE_SHIFT) | offset
+
+
+def swp_type(entry: int) -> int:
+    return entry >> SWP_TYPE_SHIFT
+
+
+def swp_offset(entry: int) -> int:
+    return entry & SWP_OFFSET_MASK
+
+
+class SwapCluster:
+    """``struct swap_cluster_info``: slots in use (bad ones included) and which list it is on."""
+
+    __slots__ = ("idx", "count", "flags", "percpu")
+
+    def __init__(self, idx: int) -> None:
+        self.idx = idx
+        self.count = 0
+        self.flags = CLUSTER_FLAG_FREE
+        self.percpu = -1  # the CPU whose current cluster this is (-1: none)
+
+
+class SwapSpace:
+    """One of ``swapper_spaces``: the swap cache of one area (offset → folio under ``xa_lock``)."""
+
+    __slots__ = ("si", "i_pages", "xa_lock", "nrpages")
+
+    def __init__(self, kernel: Any, si: "SwapInfo") -> None:
+        self.si = si
+        self.i_pages: dict[int, Page] = {}
+        self.xa_lock = SpinLock(kernel, "&mapping->i_pages")
+        self.nrpages = 0
+
+    def __repr__(self) -> str:
+        return f"<swapper_space {self.si.name} nrpages={self.nrpages}>"
+
+
+class SwapInfo:
+    """``struct swap_info_struct``: one swap area.
+
+    Locking: ``swap_map``, ``clusters``, the cluster lists, ``percpu_next``,
+    ``inuse_pages`` under ``lock`` (``&p->lock``); ``flags`` and ``prio``
+    under ``swap_lock`` (changed only by swapon/swapoff).
+    """
+
+    def __init__(self, kernel: Any, type_: int, name: str, prio: int, bdev: Any, start_sector: int,
+                 nr_sectors: int) -> None:
+        self.type = type_
+        self.name = name
+        self.prio = prio
+        self.flags = 0
+        self.bdev = bdev
+        self.start_sector = start_sector
+        self.max = nr_sectors // SECTORS_PER_BLOCK  # pages, the header included
+        self.pages = self.max - 1  # usable slots (offset 0 is the header)
+        self.inuse_pages = 0
+        self.swap_map = bytearray(self.max)
+        self.swap_map[0] = SWAP_MAP_BAD  # the header page
+        nclusters = (self.max + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
+        self.clusters = [SwapCluster(i) for i in range(nclusters)]
+        self.clusters[0].count = 1
+        for off in range(self.max, nclusters * SWAPFILE_CLUSTER):
+            self.clusters[-1].count += 1  # slots past the end: never allocated
+        self.free_clusters: deque[int] = deque()
+        self.nonfull_clusters: deque[int] = deque()
+        for c in self.clusters:
+            if c.count == 0:
+                c.flags = CLUSTER_FLAG_FREE
+                self.free_clusters.append(c.idx)
+            elif c.count < SWAPFILE_CLUSTER:
+                c.flags = CLUSTER_FLAG_NONFULL
+                self.nonfull_clusters.append(c.idx)
+            else:
+                c.flags = CLUSTER_FLAG_FULL
+        self.percpu_cluster = [-1] * len(kernel.cpus)  # each CPU's current cluster (percpu_cluster)
+        self.percpu_next = [-1] * len(kernel.cpus)  # ... and where its next scan starts
+        self.lock = SpinLock(kernel, "&p->lock")
+        self.space = SwapSpace(kernel, self)
+        self.nr_write_errors = 0
+        self.nr_read_errors = 0
+
+    def sector_of(self, offset: int) -> int:
+        return self.start_sector + offset * SECTORS_PER_BLOCK
+
+    def __repr__(self) -> str:
+        return f"<swap_info {self.name} type {self.type} prio {self.prio} {self.inuse_pages}/{self.pages}>"
+
+
+class SwapState:
+    """The swap subsystem's globals: ``kernel.swap``.
+
+    ``swap_info`` by type; ``avail`` is ``swap_avail_head`` (areas that
+    can give slots, highest priority first); ``nr_swap_pages`` and
+    ``total_swap_pages`` are the kernel's atomics; ``nr_swapcache`` is
+    ``total_swapcache_pages``; ``nr_writeback`` the swap cache folios under
+    writeback (part of NR_WRITEBACK).
+    """
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.swap_info: list[SwapInfo | None] = []
+        self.avail: list[SwapInfo] = []
+        self.swap_lock = SpinLock(kernel, "swap_lock")
+        self.swap_avail_lock = SpinLock(kernel, "swap_avail_lock")
+        self.nr_swap_pages = 0
+        self.total_swap_pages = 0
+        self.nr_swapcache = 0
+        self.nr_writeback = 0
+        self.errors: list[str] = []  # pr_alert messages (write/read errors), at most 100
+
+    # -- lookups ------------------------------------------------------------------------------
+    def si_of(self, entry: int) -> SwapInfo | None:
+        t = swp_type(entry)
+        if t >= len(self.swap_info):
+            return None
+        si = self.swap_info[t]
+        if si is None or not si.flags & SWP_USED or not 0 < swp_offset(entry) < si.max:
+            return None
+        return si
+
+    def swap_address_space(self, entry: int) -> SwapSpace | None:
+        si = self.si_of(entry)
+        return si.space if si is not None else None
+
+    def _alert(self, msg: str) -> None:
+        self.errors.append(msg)
+        del self.errors[:-100]
+
+    # -- what vmscan calls --------------------------------------------------------------------------
+    async def add_to_swap(self, th: Thread, page: Page) -> bool:
+        return await add_to_swap(th, page)
+
+    async def swap_writepage(self, th: Thread, page: Page) -> Pageout:
+        return await swap_writepage(th, page)
+
+    async def remove_swapcache_folio(self, th: Thread, page: Page) -> bool:
+        return await remove_swapcache_folio(th, page)
+
+
+def _sw(th: Thread) -> SwapState:
+    return th.machine.swap  # type: ignore[attr-defined]
+
+
+# --- locking discipline --------------------------------------------------------------------------
+# A thread can be killed at any wait (the engine's cancellation). So that a kill never leaves
+# a half-done update, every critical section here pays its cost *before* it changes anything
+# (the waits, where a kill arrives, all come first) and unlocks without waiting.
+
+async def _lock(th: Thread, lock: SpinLock, site: str, cost: int = 0) -> None:
+    """Take ``lock`` and pay ``cost`` for the work to be done under it (the kill points come first)."""
+    await lock.acquire(th, site=site)
+    th.pending += cost
+    await th.sync()
+
+
+def _unlock(th: Thread, lock: SpinLock) -> None:
+    """Release without a wait: what was done under the lock is never interrupted half-way."""
+    lock._release(th)
+
+
+# --- slot allocation (mm/swapfile.c) -------------------------------------------------------------
+
+def _cluster_inc(si: SwapInfo, offset: int) -> None:
+    """A slot of a cluster is now in use: it leaves the free list, or the partly-used one when full."""
+    c = si.clusters[offset // SWAPFILE_CLUSTER]
+    c.count += 1
+    if c.percpu >= 0:
+        return  # a CPU's current cluster is on no list
+    if c.flags == CLUSTER_FLAG_FREE:
+        si.free_clusters.remove(c.idx)
+        c.flags = CLUSTER_FLAG_NONFULL
+        si.nonfull_clusters.append(c.idx)
+    if c.count >= SWAPFILE_CLUSTER and c.flags == CLUSTER_FLAG_NONFULL:
+        si.nonfull_clusters.remove(c.idx)
+        c.flags = CLUSTER_FLAG_FULL
+
+
+def _cluster_dec(si: SwapInfo, offset: int) -> None:
+    """``swap_range_free`` for one slot: a full cluster becomes partly used, an empty one free."""
+    c = si.clusters[offset // SWAPFILE_CLUSTER]
+    c.count -= 1
+    if c.percpu >= 0:
+        return
+    if c.flags == CLUSTER_FLAG_FULL:
+        c.flags = CLUSTER_FLAG_NONFULL
+        si.nonfull_clusters.append(c.idx)
+    if c.count == 0 and c.flags == CLUSTER_FLAG_NONFULL:
+        si.nonfull_clusters.remove(c.idx)
+        c.flags = CLUSTER_FLAG_FREE
+        si.free_clusters.append(c.idx)
+
+
+def _release_percpu_cluster(si: SwapInfo, cpu: int) -> None:
+    """The CPU lets go of its current cluster: it goes on the list its use says."""
+    cidx = si.percpu_cluster[cpu]
+    si.percpu_cluster[cpu] = si.percpu_next[cpu] = -1
+    if cidx < 0:
+        return
+    c = si.clusters[cidx]
+    c.percpu = -1
+    if c.count == 0:
+        c.flags = CLUSTER_FLAG_FREE
+        si.free_clusters.append(cidx)
+    elif c.count < SWAPFILE_CLUSTER:
+        c.flags = CLUSTER_FLAG_NONFULL
+        si.nonfull_clusters.append(cidx)
+    else:
+        c.flags = CLUSTER_FLAG_FULL
+
+
+def _take_cluster(si: SwapInfo, cpu: int) -> int:
+    """A new current cluster for ``cpu``: a free one, else a partly used one; its index or -1."""
+    if si.free_clusters:
+        cidx = si.free_clusters.popleft()
+    elif si.nonfull_clusters:
+        cidx = si.nonfull_clusters.popleft()
+    else:
+        return -1
+    c = si.clusters[cidx]
+    c.percpu = cpu
+    c.flags = CLUSTER_FLAG_FRAG
+    si.percpu_cluster[cpu] = cidx
+    si.percpu_next[cpu] = cidx * SWAPFILE_CLUSTER
+    return cidx
+
+
+def scan_swap_map_slots(si: SwapInfo, cpu: int, usage: int) -> int:
+    """``cluster_alloc_swap_entry`` for one order-0 slot (``si->lock`` held); 0 when the area is full.
+
+    The CPU's current cluster from where it left off; when that is used up, a
+    free cluster, then a partly used one; failing those, any free slot.
+    """
+    m = si.swap_map
+    off = -1
+    for _ in range(2):
+        cidx = si.percpu_cluster[cpu]
+        if cidx < 0:
+            cidx = _take_cluster(si, cpu)
+            if cidx < 0:
+                break
+        nxt = si.percpu_next[cpu]
+        end = min((cidx + 1) * SWAPFILE_CLUSTER, si.max)
+        off = m.find(0, nxt, end) if nxt < end else -1
+        if off > 0:
+            break
+        _release_percpu_cluster(si, cpu)
+        off = -1
+    if off <= 0:
+        off = m.find(0, 1)  # fragmented: any free slot of the area
+    if off <= 0:
+        return 0
+    m[off] = usage
+    _cluster_inc(si, off)
+    si.inuse_pages += 1
+    if si.percpu_cluster[cpu] == off // SWAPFILE_CLUSTER:
+        si.percpu_next[cpu] = off + 1
+    return off
+
+
+def _add_to_avail(sw: SwapState, si: SwapInfo) -> None:
+    """``add_to_avail_list``: by priority, after the areas of equal priority."""
+    if si in sw.avail or not si.flags & SWP_WRITEOK or si.inuse_pages >= si.pages:
+        return
+    i = 0
+    while i < len(sw.avail) and sw.avail[i].prio >= si.prio:
+        i += 1
+    sw.avail.insert(i, si)
+
+
+def _entry_free_locked(sw: SwapState, si: SwapInfo, offset: int) -> None:
+    """``swap_entry_range_free`` for one slot (``si->lock`` held): back to the area and to ``nr_swap_pages``."""
+    si.swap_map[offset] = 0
+    _cluster_dec(si, offset)
+    si.inuse_pages -= 1
+    sw.nr_swap_pages += 1
+    if si not in sw.avail:
+        _add_to_avail(sw, si)  # the kernel takes swap_avail_lock here, never nested with another lock
+
+
+async def get_swap_pages(th: Thread) -> int:
+    """``get_swap_pages`` for one slot, with SWAP_HAS_CACHE: an entry, or 0 when swap is full.
+
+    The areas are tried by priority (``swap_avail_head`` under
+    ``swap_avail_lock``; equal priorities take turns, ``plist_requeue``),
+    the slot taken under the area's ``si->lock``.
+    """
+    sw = _sw(th)
+    k = th.machine
+    if sw.nr_swap_pages <= 0:
+        return 0
+    tried: list[SwapInfo] = []
+    while True:
+        await _lock(th, sw.swap_avail_lock, "get_swap_pages+0x6f/0x2c0")
+        cand = next((s for s in sw.avail if s not in tried), None)
+        if cand is not None:
+            same = [i for i, s in enumerate(sw.avail) if s.prio == cand.prio]
+            if len(same) > 1:
+                sw.avail.remove(cand)
+                sw.avail.insert(same[-1], cand)
+        _unlock(th, sw.swap_avail_lock)
+        if cand is None:
+            return 0
+        tried.append(cand)
+        await _lock(th, cand.lock, "get_swap_pages+0x10a/0x2c0", k.costs.swap_slot_op)
+        off = 0
+        if cand.flags & SWP_WRITEOK and sw.nr_swap_pages > 0:
+            off = scan_swap_map_slots(cand, th.cpu.id, SWAP_HAS_CACHE)
+            if off:
+                sw.nr_swap_pages -= 1
+                if cand.inuse_pages >= cand.pages and cand in sw.avail:
+                    sw.avail.remove(cand)  # del_from_avail_list
+        _unlock(th, cand.lock)
+        if off:
+            return swp_entry(cand.type, off)
+
+
+async def swap_duplicate(th: Thread, entry: int) -> bool:
+    """``swap_duplicate``: one more PTE references the slot (fork, ``try_to_unmap``)."""
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    if si is None:
+        raise ModelBug(f"swap_duplicate of a bad entry 0x{entry:x}")
+    off = swp_offset(entry)
+    await _lock(th, si.lock, "__swap_duplicate+0x3d/0x1a0", th.machine.costs.swap_slot_op)
+    v = si.swap_map[off]
+    if v == 0 or v == SWAP_MAP_BAD or (v & ~SWAP_HAS_CACHE) >= SWAP_MAP_MAX:
+        _unlock(th, si.lock)
+        raise ModelBug(f"swap_duplicate of {si.name} offset {off} with swap_map 0x{v:x}")
+    si.swap_map[off] = v + 1
+    _unlock(th, si.lock)
+    return True
+
+
+def _swap_free_locked(sw: SwapState, si: SwapInfo, off: int) -> int:
+    """``__swap_entry_free_locked`` for one PTE reference (``si->lock`` held); the value left."""
+    v = si.swap_map[off]
+    if not v & ~SWAP_HAS_CACHE or v == SWAP_MAP_BAD:
+        raise ModelBug(f"swap_free of {si.name} offset {off}: no reference left (swap_map 0x{v:x})")
+    v -= 1
+    si.swap_map[off] = v
+    if v == 0:
+        _entry_free_locked(sw, si, off)
+    return v
+
+
+async def swap_free(th: Thread, entry: int) -> int:
+    """``swap_free``: a PTE's reference to the slot goes (the slot is freed with the last); the value left."""
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    if si is None:
+        raise ModelBug(f"swap_free of a bad entry 0x{entry:x}")
+    await _lock(th, si.lock, "swap_free_nr+0x5b/0x130", th.machine.costs.swap_slot_op)
+    try:
+        return _swap_free_locked(sw, si, swp_offset(entry))
+    finally:
+        _unlock(th, si.lock)
+
+
+async def put_swap_folio(th: Thread, entry: int) -> None:
+    """``put_swap_folio``: the swap cache lets go of the slot (SWAP_HAS_CACHE cleared; freed if unused)."""
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    if si is None:
+        raise ModelBug(f"put_swap_folio of a bad entry 0x{entry:x}")
+    off = swp_offset(entry)
+    await _lock(th, si.lock, "put_swap_folio+0x7e/0x1f0", th.machine.costs.swap_slot_op)
+    v = si.swap_map[off]
+    if not v & SWAP_HAS_CACHE:
+        _unlock(th, si.lock)
+        raise ModelBug(f"put_swap_folio: {si.name} offset {off} has no SWAP_HAS_CACHE (0x{v:x})")
+    v &= ~SWAP_HAS_CACHE
+    si.swap_map[off] = v
+    if v == 0:
+        _entry_free_locked(sw, si, off)
+    _unlock(th, si.lock)
+
+
+async def swapcache_prepare(th: Thread, entry: int) -> int:
+    """``swapcache_prepare``: claim SWAP_HAS_CACHE before reading a slot in: 0, -EEXIST or -ENOENT."""
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    if si is None:
+        return -ENOENT
+    off = swp_offset(entry)
+    await _lock(th, si.lock, "__swap_duplicate+0x3d/0x1a0", th.machine.costs.swap_slot_op)
+    v = si.swap_map[off]
+    if v & SWAP_HAS_CACHE:
+        err = -EEXIST
+    elif not v:
+        err = -ENOENT
+    else:
+        si.swap_map[off] = v | SWAP_HAS_CACHE
+        err = 0
+    _unlock(th, si.lock)
+    return err
+
+
+def __swap_count(sw: SwapState, entry: int) -> int:
+    """``__swap_count``: the PTE references to the slot (SWAP_HAS_CACHE not counted)."""
+    si = sw.si_of(entry)
+    if si is None:
+        return 0
+    return si.swap_map[swp_offset(entry)] & ~SWAP_HAS_CACHE
+
+
+def vm_swap_full(sw: SwapState) -> bool:
+    """``vm_swap_full``: more than half the swap space is in use."""
+    return sw.nr_swap_pages * 2 < sw.total_swap_pages
+
+
+# --- the swap cache (mm/swap_state.c) ------------------------------------------------------------
+
+async def add_to_swap_cache(th: Thread, page: Page, entry: int) -> int:
+    """``add_to_swap_cache``: the folio (locked, swap-backed) becomes the cache's copy of ``entry``; 0 or -errno."""
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    if si is None:
+        return -ENOENT
+    space = si.space
+    off = swp_offset(entry)
+    await _lock(th, space.xa_lock, "add_to_swap_cache+0x1a6/0x3e0", th.machine.costs.pagecache_insert)
+    if off in space.i_pages:
+        _unlock(th, space.xa_lock)
+        return -EEXIST
+    space.i_pages[off] = page
+    space.nrpages += 1
+    page._refcount += 1
+    page.flags |= _SWAPCACHE
+    page.private = entry
+    pgdat = page.zone.zone_pgdat
+    pgdat.vm_stat[NR_FILE_PAGES] += 1
+    pgdat.vm_stat[NR_SWAPCACHE] += 1
+    sw.nr_swapcache += 1
+    _unlock(th, space.xa_lock)
+    return 0
+
+
+def __delete_from_swap_cache(sw: SwapState, page: Page, entry: int) -> None:
+    """``__delete_from_swap_cache`` (the cache's ``xa_lock`` held): out of the cache; the caller drops the reference."""
+    si = sw.si_of(entry)
+    if si is None or si.space.i_pages.get(swp_offset(entry)) is not page:
+        raise ModelBug(f"pfn 0x{page.pfn:x} is not in the swap cache at 0x{entry:x}")
+    space = si.space
+    del space.i_pages[swp_offset(entry)]
+    space.nrpages -= 1
+    page.flags &= ~_SWAPCACHE
+    page.private = 0
+    pgdat = page.zone.zone_pgdat
+    pgdat.vm_stat[NR_FILE_PAGES] -= 1
+    pgdat.vm_stat[NR_SWAPCACHE] -= 1
+    sw.nr_swapcache -= 1
+
+
+async def _put_swap_folio_surely(th: Thread, entry: int) -> None:
+    """``put_swap_folio`` that completes even if the thread is killed while it waits for ``si->lock``."""
+    try:
+        await put_swap_folio(th, entry)
+    except BaseException:
+        await put_swap_folio(th, entry)  # dying: this wait cannot be interrupted again
+        raise
+
+
+async def delete_from_swap_cache(th: Thread, page: Page) -> None:
+    """``delete_from_swap_cache``: out of the cache; the slot's and the page's cache references go."""
+    sw = _sw(th)
+    entry = page.private
+    si = sw.si_of(entry)
+    if si is None:
+        raise ModelBug(f"delete_from_swap_cache: pfn 0x{page.pfn:x} has a bad entry 0x{entry:x}")
+    await _lock(th, si.space.xa_lock, "delete_from_swap_cache+0x52/0xf0", th.machine.costs.pagecache_insert)
+    __delete_from_swap_cache(sw, page, entry)
+    page._refcount -= 1
+    _unlock(th, si.space.xa_lock)
+    if page._refcount <= 0:
+        raise ModelBug(f"delete_from_swap_cache dropped the last reference of pfn 0x{page.pfn:x}")
+    await _put_swap_folio_surely(th, entry)
+
+
+def swap_cache_get_folio(sw: SwapState, entry: int) -> Page | None:
+    """``swap_cache_get_folio``: the cached folio for ``entry`` with a reference taken, or None."""
+    si = sw.si_of(entry)
+    if si is None:
+        return None
+    page = si.space.i_pages.get(swp_offset(entry))
+    if page is not None:
+        page._refcount += 1
+    return page
+
+
+async def add_to_swap(th: Thread, page: Page) -> bool:
+    """``add_to_swap``: give a locked anonymous folio a swap slot and put it in the swap cache, dirty."""
+    if not page.flags & _LOCKED or page.flags & _SWAPCACHE:
+        raise ModelBug(f"add_to_swap of {page!r}: must be locked and not in the swap cache")
+    entry = await folio_alloc_swap(th, page)
+    if not entry:
+        return False
+    try:
+        err = await add_to_swap_cache(th, page, entry)
+    except BaseException:
+        if not page.flags & _SWAPCACHE:
+            await put_swap_folio(th, entry)
+        raise
+    if err:
+        await _put_swap_folio_surely(th, entry)
+        return False
+    page.flags |= _DIRTY  # folio_mark_dirty: the slot holds nothing until the folio is written
+    return True
+
+
+async def folio_alloc_swap(th: Thread, page: Page) -> int:
+    """``folio_alloc_swap``: a slot for an order-0 folio (``get_swap_pages``), or 0."""
+    return await get_swap_pages(th)
+
+
+def folio_swapcache_freeable(page: Page) -> bool:
+    return bool(page.flags & _SWAPCACHE) and not page.flags & _WRITEBACK
+
+
+async def folio_free_swap(th: Thread, page: Page) -> bool:
+    """``folio_free_swap``: drop the swap copy of a locked folio whose slot no PTE references.
+
+    The folio becomes dirty: its only copy is in memory now.
+    """
+    if not folio_swapcache_freeable(page):
+        return False
+    sw = _sw(th)
+    if __swap_count(sw, page.private):
+        return False
+    await delete_from_swap_cache(th, page)
+    page.flags |= _DIRTY
+    return True
+
+
+async def _hook_folio_free_swap(th: Thread, page: Page) -> bool:
+    """The fault path's ``folio_free_swap`` (``do_wp_page`` reusing a swap cache folio): trylocks the folio."""
+    from .pagemap import folio_trylock, folio_unlock
+
+    wt = th.machine.pagecache.waits
+    if not folio_trylock(wt, page, th):
+        return False
+    try:
+        return await folio_free_swap(th, page)
+    finally:
+        folio_unlock(wt, page)
+
+
+async def free_swap_and_cache(th: Thread, entry: int) -> None:
+    """``free_swap_and_cache``: a zapped PTE's reference goes; a cached folio nobody maps leaves the cache."""
+    from .memory import put_page
+    from .pagemap import folio_trylock, folio_unlock
+
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    if si is None:
+        return
+    v = await swap_free(th, entry)
+    if v != SWAP_HAS_CACHE:
+        return
+    # __try_to_reclaim_swap(si, offset, TTRS_UNMAPPED | TTRS_FULL)
+    page = swap_cache_get_folio(sw, entry)
+    if page is None:
+        return
+    wt = th.machine.pagecache.waits
+    try:
+        if folio_trylock(wt, page, th):
+            try:
+                if page._mapcount < 0 and page.private == entry:
+                    await folio_free_swap(th, page)
+            finally:
+                folio_unlock(wt, page)
+    finally:
+        await put_page(th, page)
+
+
+async def remove_swapcache_folio(th: Thread, page: Page) -> bool:
+    """``__remove_mapping`` of a locked swap cache folio held only by the cache and the caller: refcount → 0."""
+    sw = _sw(th)
+    entry = page.private
+    si = sw.si_of(entry)
+    if si is None:
+        return False
+    space = si.space
+    await _lock(th, space.xa_lock, "__remove_mapping+0x5c/0x2a0", th.machine.costs.pagecache_insert)
+    if page._refcount != 2 or page.flags & _DIRTY or not page.flags & _SWAPCACHE:
+        _unlock(th, space.xa_lock)
+        return False
+    __delete_from_swap_cache(sw, page, entry)
+    page._refcount = 0  # folio_ref_freeze(folio, 2): the cache's and the caller's references
+    _unlock(th, space.xa_lock)
+    await _put_swap_folio_surely(th, entry)
+    return True
+
+
+# --- I/O (mm/page_io.c) ---------------------------------------------------------------------------
+
+async def swap_writepage(th: Thread, page: Page) -> Pageout:
+    """``pageout`` → ``swap_writepage``: write a locked, dirty swap cache folio; unlocks it on SUCCESS."""
+    from .pagemap import folio_unlock
+
+    wt = th.machine.pagecache.waits
+    if await folio_free_swap(th, page):
+        # Nobody references the slot any more: nothing to write (the folio is dirty again).
+        folio_unlock(wt, page)
+        return Pageout.SUCCESS
+    if not page.flags & _DIRTY:  # folio_clear_dirty_for_io
+        return Pageout.CLEAN
+    page.flags = (page.flags & ~_DIRTY) | _RECLAIM  # folio_set_reclaim in pageout()
+    await __swap_writepage(th, page)
+    return Pageout.SUCCESS
+
+
+async def __swap_writepage(th: Thread, page: Page) -> None:
+    """``__swap_writepage`` → ``swap_writepage_bdev_async``: start writeback, unlock, submit one bio."""
+    from .pagemap import folio_unlock
+
+    k = th.machine
+    sw = _sw(th)
+    entry = page.private
+    si = sw.si_of(entry)
+    if si is None:
+        raise ModelBug(f"swap_writepage of pfn 0x{page.pfn:x} with a bad entry 0x{entry:x}")
+    th.charge(k.costs.writepage)
+    # folio_start_writeback (the swap cache has no writeback tags)
+    page.flags |= _WRITEBACK
+    page.zone.zone_pgdat.vm_stat[NR_WRITEBACK] += 1
+    page.zone.vm_stat[NR_ZONE_WRITE_PENDING] += 1
+    sw.nr_writeback += 1
+    folio_unlock(k.pagecache.waits, page)
+    sector = si.sector_of(swp_offset(entry))
+    bio = Bio(si.bdev, REQ_OP_WRITE, sector, SECTORS_PER_BLOCK, [(page, sector)], end_io=end_swap_bio_write,
+              private=(k, si))
+    k.vmstat["pswpout"] += 1
+    await _submit(th, bio)
+
+
+async def _submit(th: Thread, bio: Bio) -> None:
+    """``submit_bio``; a thread killed before the request was queued completes it as failed (nothing is lost)."""
+    try:
+        await submit_bio(th, bio)
+    except BaseException:
+        if bio.cpu is None and not bio.done:
+            bio.status = -EIO
+            bio.done = True
+            bio.cpu = th.cpu
+            if bio.end_io is not None:
+                bio.end_io(bio)
+        raise
+
+
+def end_swap_bio_write(bio: Bio) -> None:
+    """``end_swap_bio_write`` (interrupt context): an error redirties the folio; then ``folio_end_writeback``."""
+    from .vmscan import acct_reclaim_writeback
+
+    k, si = bio.private
+    sw: SwapState = k.swap
+    page: Page = bio.vecs[0][0]
+    if bio.status:
+        page.flags |= _DIRTY
+        page.flags &= ~_RECLAIM
+        si.nr_write_errors += 1
+        sw._alert(f"Write-error on swap-device ({si.bdev.major}:{si.bdev.minor}:{bio.sector})")
+    page.flags &= ~_WRITEBACK
+    pgdat = page.zone.zone_pgdat
+    pgdat.vm_stat[NR_WRITEBACK] -= 1
+    page.zone.vm_stat[NR_ZONE_WRITE_PENDING] -= 1
+    pgdat.vm_stat[NR_WRITTEN] += 1
+    sw.nr_writeback -= 1
+    if page.flags & _RECLAIM:
+        page.flags &= ~_RECLAIM
+        folio_rotate_reclaimable(k, page)
+    k.pagecache.waits.wake(page, PG_writeback)
+    acct_reclaim_writeback(k, page)
+
+
+async def swap_read_folio(th: Thread, page: Page) -> None:
+    """``swap_read_folio``: read a locked swap cache folio; the completion marks it uptodate and unlocks it."""
+    k = th.machine
+    sw = _sw(th)
+    entry = page.private
+    si = sw.si_of(entry)
+    if si is None:
+        raise ModelBug(f"swap_read_folio of pfn 0x{page.pfn:x} with a bad entry 0x{entry:x}")
+    sector = si.sector_of(swp_offset(entry))
+    bio = Bio(si.bdev, REQ_OP_READ, sector, SECTORS_PER_BLOCK, [(page, sector)], end_io=end_swap_bio_read,
+              private=(k, si))
+    k.vmstat["pswpin"] += 1
+    await _submit(th, bio)
+
+
+def end_swap_bio_read(bio: Bio) -> None:
+    """``end_swap_bio_read``: uptodate on success (an error leaves it not uptodate), then unlock."""
+    from .pagemap import folio_unlock
+
+    k, si = bio.private
+    for page, _sector in bio.vecs:
+        if bio.status:
+            si.nr_read_errors += 1
+            k.swap._alert(f"Read-error on swap-device ({si.bdev.major}:{si.bdev.minor}:{bio.sector})")
+        else:
+            page.flags |= _UPTODATE
+        folio_unlock(k.pagecache.waits, page)
+
+
+# --- reading in (mm/swap_state.c) -----------------------------------------------------------------
+
+async def __read_swap_cache_async(th: Thread, entry: int, gfp: int) -> tuple[Page | None, bool]:
+    """``__read_swap_cache_async``: the cached folio (a reference taken), or a new one added to the cache.
+
+    Returns ``(folio, allocated)``; ``(None, False)`` when the slot is no
+    longer in use or no memory could be had. A new folio is locked and not
+    uptodate: the caller reads it.
+    """
+    from .lru import folio_add_lru
+    from .page_alloc import alloc_pages, free_pages_
+
+    sw = _sw(th)
+    k = th.machine
+    while True:
+        th.charge(k.costs.pagecache_lookup)
+        page = swap_cache_get_folio(sw, entry)
+        if page is not None:
+            return page, False
+        si = sw.si_of(entry)
+        if si is None or not si.swap_map[swp_offset(entry)]:
+            return None, False
+        new = await alloc_pages(th, gfp, 0)
+        if new is None:
+            return None, False
+        try:
+            err = await swapcache_prepare(th, entry)
+        except BaseException:
+            await free_pages_(th, new, 0)
+            raise
+        if err == -EEXIST:
+            # Another task is adding this slot to the swap cache: let it finish and look again.
+            await free_pages_(th, new, 0)
+            await th.sleep_for(JIFFY_NS)  # schedule_timeout_uninterruptible(1)
+            continue
+        if err:
+            await free_pages_(th, new, 0)
+            return None, False
+        new.flags |= _LOCKED | (1 << PG_swapbacked)
+        k.pagecache.waits.owner[new] = th
+        try:
+            err = await add_to_swap_cache(th, new, entry)
+        except BaseException:
+            if not new.flags & _SWAPCACHE:
+                new.flags &= ~_LOCKED
+                k.pagecache.waits.owner.pop(new, None)
+                await free_pages_(th, new, 0)
+                await put_swap_folio(th, entry)
+            raise
+        if err:
+            raise ModelBug(f"add_to_swap_cache of 0x{entry:x} after swapcache_prepare: {err}")
+        # In the cache and locked: whatever happens now, the cache keeps it; the read may still fail.
+        await folio_add_lru(th, new)
+        return new, True
+
+
+async def swap_cluster_readahead(th: Thread, entry: int, gfp: int) -> tuple[Page | None, bool]:
+    """``swap_cluster_readahead``: the aligned window of 2^page_cluster slots around ``entry``.
+
+    The neighbours in use and not cached are read too (PG_readahead,
+    ``swap_ra``); then the target through ``__read_swap_cache_async``.
+    Returns the target as that does.
+    """
+    k = th.machine
+    sw = _sw(th)
+    si = sw.si_of(entry)
+    order = k.tunables.page_cluster
+    if si is not None and order:
+        win = 1 << order
+        off = swp_offset(entry)
+        for o in range(max(off & ~(win - 1), 1), min((off | (win - 1)) + 1, si.max)):
+            v = si.swap_map[o]
+            if o == off or not v or v & SWAP_HAS_CACHE or v == SWAP_MAP_BAD:
+                continue
+            page, allocated = await __read_swap_cache_async(th, swp_entry(si.type, o),
+                                                             gfp | G.__GFP_NORETRY | G.__GFP_NOWARN)
+            if page is None:
+                continue
+            try:
+                if allocated:
+                    page.flags |= _READAHEAD
+                    k.vmstat["swap_ra"] += 1
+                    await swap_read_folio(th, page)
+            finally:
+                page._refcount -= 1  # the cache keeps it
+    page, allocated = await __read_swap_cache_async(th, entry, gfp)
+    if page is not None and allocated:
+        await swap_read_folio(th, page)
+    return page, allocated
+
+
+# --- the fault (mm/memory.c do_swap_page) ----------------------------------------------------------
+
+def folio_add_anon_rmap_pte(page: Page, vma: Any, addr: int, exclusive: bool) -> None:
+    """``folio_add_anon_rmap_pte`` (mm/rmap.c): one more PTE maps an anonymous folio.
+
+    A folio read in by swap readahead is not anonymous yet (no mapping): it
+    gets the VMA's anon_vma (its root when it may be shared), as
+    ``__folio_set_anon`` does.
+    """
+    from .rmap import _mod_mapped, linear_page_index
+    from .zone import NR_ANON_MAPPED
+
+    if page.mapping is None:
+        av = vma.anon_vma
+        if av is None:
+            raise ModelBug(f"swap-in into {vma!r}, which has no anon_vma")
+        page.mapping = av if exclusive else av.root
+        page.index = linear_page_index(vma, addr)
+    page._mapcount += 1
+    if page._mapcount == 0:
+        _mod_mapped(page, NR_ANON_MAPPED, 1)
+    if exclusive:
+        page.flags |= 1 << PG_anon_exclusive
+    else:
+        page.flags &= ~(1 << PG_anon_exclusive)
+
+
+async def do_swap_page(th: Thread, vmf: "VmFault", orig_pte: int) -> int:
+    """``do_swap_page``: bring back the page of a swap-entry PTE and map it; VM_FAULT_* bits.
+
+    Called with ``mmap_lock`` (or the VMA lock) held for read and no page
+    table lock; may return with the page table lock held (the caller
+    unlocks it).
+    """
+    from .memory import (FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_OOM, VM_FAULT_SIGBUS, _mk_pte, do_wp_page,
+                         pte_to_swp_entry, put_page, set_pte)
+    from .mmap import VM_LOCKED, VM_WRITE, add_mm_counter
+    from .pagemap import folio_lock, folio_unlock
+    from ..trace.gfp import MM_ANONPAGES, MM_SWAPENTS
+
+    k = th.machine
+    sw = _sw(th)
+    vma = vmf.vma
+    mm = vma.vm_mm
+    entry = pte_to_swp_entry(orig_pte)
+    si = sw.si_of(entry)
+    if si is None:
+        sw._alert(f"Bad swap file entry {entry:#x}")
+        return VM_FAULT_SIGBUS
+    ret = 0
+    th.charge(k.costs.pagecache_lookup)
+    page = swap_cache_get_folio(sw, entry)
+    if page is not None:
+        if page.flags & _READAHEAD:
+            page.flags &= ~_READAHEAD
+            k.vmstat["swap_ra_hit"] += 1
+    else:
+        page, _allocated = await swap_cluster_readahead(th, entry, G.GFP_HIGHUSER_MOVABLE)
+        if page is None:
+            await vmf.lock(th, "do_swap_page")
+            if vmf.ptp.ptes.get(vmf.vpn, 0) == orig_pte:
+                return VM_FAULT_OOM
+            return 0
+        ret = VM_FAULT_MAJOR
+        k.vmstat["pgmajfault"] += 1
+    wt = k.pagecache.waits
+    locked = mapped = False
+    try:
+        await folio_lock(th, page)  # waits for the read, or for reclaim's pageout to submit
+        locked = True
+        if not page.flags & _SWAPCACHE or page.private != entry:
+            return ret  # reclaimed and the slot freed meanwhile: the access retries
+        await vmf.lock(th, "do_swap_page")
+        if vmf.ptp.ptes.get(vmf.vpn, 0) != orig_pte:
+            return ret  # another thread of this mm faulted it in
+        if not page.flags & _UPTODATE:
+            return VM_FAULT_SIGBUS  # the read failed
+        write = bool(vmf.flags & FAULT_FLAG_WRITE)
+        # swap_free + the new PTE in one step under si->lock (nested in the ptl)
+        await _lock(th, si.lock, "swap_free_nr+0x5b/0x130", k.costs.swap_slot_op + k.costs.pte_op)
+        exclusive = __swap_count(sw, entry) == 1 and page._mapcount < 0
+        _swap_free_locked(sw, si, swp_offset(entry))
+        add_mm_counter(th, mm, MM_ANONPAGES, 1)
+        add_mm_counter(th, mm, MM_SWAPENTS, -1)
+        folio_add_anon_rmap_pte(page, vma, vmf.address, exclusive)
+        writable = write and exclusive and bool(vma.vm_flags & VM_WRITE)
+        pte = _mk_pte(page.pfn, vma, writable)
+        set_pte(mm, vmf.ptp, vmf.vpn, pte)
+        mapped = True  # the mapping keeps our reference
+        _unlock(th, si.lock)
+        vmf.orig_pte = pte
+        # should_try_to_free_swap
+        if page.flags & _SWAPCACHE and (vm_swap_full(sw) or vma.vm_flags & VM_LOCKED
+                                         or (write and page._refcount == 2)):
+            await folio_free_swap(th, page)
+        folio_unlock(wt, page)
+        locked = False
+        if write and not writable:
+            ret |= await do_wp_page(th, vmf)
+        return ret
+    finally:
+        if locked:
+            folio_unlock(wt, page)
+        if not mapped:
+            await put_page(th, page)
+
+
+# --- swapon / swapoff (mm/swapfile.c) ---------------------------------------------------------------
+
+def _swapon(sw: SwapState, si: SwapInfo) -> None:
+    """``enable_swap_info``: usable from now on (SWP_WRITEOK, the avail list, SwapTotal/SwapFree)."""
+    si.flags |= SWP_USED | SWP_WRITEOK
+    sw.total_swap_pages += si.pages
+    sw.nr_swap_pages += si.pages - si.inuse_pages
+    _add_to_avail(sw, si)
+
+
+async def sys_swapon(th: Thread, name: str, prio: int | None = None) -> int:
+    """``swapon(2)`` of a ``[[machine.swap]]`` area that is off: 0, -EINVAL (unknown) or -EBUSY (on)."""
+    k = th.machine
+    sw = _sw(th)
+    area = k.block.swap_areas.get(name)
+    if area is None:
+        return -EINVAL
+    await _lock(th, sw.swap_lock, "sys_swapon+0x3b5/0x1180")
+    try:
+        for si in sw.swap_info:
+            if si is not None and si.name == name and si.flags & SWP_USED:
+                return -EBUSY
+        si = _new_swap_info(k, sw, name, prio, area)
+        _swapon(sw, si)
+    finally:
+        _unlock(th, sw.swap_lock)
+    return 0
+
+
+def _new_swap_info(k: Any, sw: SwapState, name: str, prio: int | None, area: tuple[Any, int, int]) -> SwapInfo:
+    """``alloc_swap_info``: the lowest free type; an automatic priority counts down from -2."""
+    if prio is None:
+        used = [s.prio for s in sw.swap_info if s is not None and s.flags & SWP_USED and s.prio < 0]
+        prio = min(used + [-1]) - 1
+    dev, start, n = area
+    t = next((i for i, s in enumerate(sw.swap_info) if s is None or not s.flags & SWP_USED), len(sw.swap_info))
+    if t >= MAX_SWAPFILES:
+        raise ModelBug("more than MAX_SWAPFILES swap areas")
+    si = SwapInfo(k, t, name, prio, dev, start, n)
+    if t == len(sw.swap_info):
+        sw.swap_info.append(si)
+    else:
+        sw.swap_info[t] = si
+    return si
+
+
+async def sys_swapoff(th: Thread, name: str) -> int:
+    """``swapoff(2)``: take the area out of use and bring every page in it back (``try_to_unuse``).
+
+    0, -EINVAL (not an active area) or -ENOMEM (not enough free memory for
+    its pages; the area is re-enabled, as the kernel does).
+    """
+    k = th.machine
+    sw = _sw(th)
+    si = next((s for s in sw.swap_info if s is not None and s.name == name and s.flags & SWP_WRITEOK), None)
+    if si is None:
+        return -EINVAL
+    from .zone import NR_FREE_PAGES
+
+    free = sum(z.vm_stat[NR_FREE_PAGES] for z in k.page_alloc.populated)
+    if si.inuse_pages > free + sum(k.page_alloc.zone_reclaimable_pages(z) for z in k.page_alloc.populated):
+        return -ENOMEM
+    await _lock(th, sw.swap_lock, "__do_sys_swapoff+0x16d/0xa60")
+    await _lock(th, sw.swap_avail_lock, "del_from_avail_list+0x1d/0x60")
+    if si in sw.avail:
+        sw.avail.remove(si)
+    _unlock(th, sw.swap_avail_lock)
+    si.flags &= ~SWP_WRITEOK
+    sw.total_swap_pages -= si.pages
+    sw.nr_swap_pages -= si.pages - si.inuse_pages
+    _unlock(th, sw.swap_lock)
+    err = await try_to_unuse(th, si)
+    if err:
+        # reinsert_swap_info
+        await _lock(th, sw.swap_lock, "__do_sys_swapoff+0x2f0/0xa60")
+        si.flags |= SWP_WRITEOK
+        sw.total_swap_pages += si.pages
+        sw.nr_swap_pages += si.pages - si.inuse_pages
+        _add_to_avail(sw, si)
+        _unlock(th, sw.swap_lock)
+        return err
+    await _lock(th, sw.swap_lock, "__do_sys_swapoff+0x3a1/0xa60")
+    si.flags &= ~SWP_USED
+    _unlock(th, sw.swap_lock)
+    return 0
+
+
+async def try_to_unuse(th: Thread, si: SwapInfo) -> int:
+    """``try_to_unuse``: swap in every PTE of every mm that points into ``si``, then empty its cache."""
+    from .memory import FAULT_FLAG_DEFAULT, VmFault, is_swap_pte, live_mms, pte_alloc
+    from .mmap import find_vma
+    from .pagemap import folio_lock, folio_unlock
+    from .memory import put_page
+
+    k = th.machine
+    sw = _sw(th)
+    for _pass in range(4):
+        for mm in live_mms(k):
+            await mm.mmap_lock.down_read(th, site="unuse_mm+0x3c/0x180")
+            try:
+                todo = sorted(vpn for ptp in mm.ptes.values() for vpn, pte in ptp.ptes.items()
+                              if is_swap_pte(pte) and swp_type(pte >> 12) == si.type)
+                for vpn in todo:
+                    vma = find_vma(mm, vpn << 12)
+                    if vma is None or vma.vm_start > vpn << 12:
+                        continue
+                    ptp = await pte_alloc(th, mm, vpn)
+                    if ptp is None:
+                        return -ENOMEM
+                    pte = ptp.ptes.get(vpn, 0)
+                    if not is_swap_pte(pte) or swp_type(pte >> 12) != si.type:
+                        continue
+                    vmf = VmFault(vma, vpn << 12, FAULT_FLAG_DEFAULT, ptp)
+                    try:
+                        r = await do_swap_page(th, vmf, pte)  # unuse_pte: the same work, read-only mapping
+                    finally:
+                        await vmf.unlock(th)
+                    if r & 0x1:  # VM_FAULT_OOM
+                        return -ENOMEM
+            finally:
+                await mm.mmap_lock.up_read(th)
+        # What is left in the cache is referenced by no PTE: free it.
+        for off in sorted(si.space.i_pages):
+            page = si.space.i_pages.get(off)
+            if page is None:
+                continue
+            page._refcount += 1
+            try:
+                await folio_lock(th, page)
+                try:
+                    from .page_writeback import folio_wait_writeback
+
+                    if page.flags & _WRITEBACK:
+                        folio_unlock(k.pagecache.waits, page)
+                        await folio_wait_writeback(th, page)
+                        await folio_lock(th, page)
+                    if page.flags & _SWAPCACHE and swp_type(page.private) == si.type:
+                        await folio_free_swap(th, page)
+                finally:
+                    folio_unlock(k.pagecache.waits, page)
+            finally:
+                await put_page(th, page)
+        if si.inuse_pages == 0:
+            return 0
+    return -EBUSY if si.inuse_pages else 0
+
+
+# --- boot and invariants ------------------------------------------------------------------------------
+
+def swap_init(kernel: Any) -> SwapState:
+    """Boot swap: the ``[[machine.swap]]`` areas enabled in order (``swapon`` at boot), the hooks, the figures."""
+    sw = SwapState(kernel)
+    kernel.swap = sw
+    cfg = kernel.config
+    prios = cfg.swap_priorities()
+    for spec, prio in zip(cfg.swap, prios):
+        area = kernel.block.swap_areas[spec.name]
+        si = _new_swap_info(kernel, sw, spec.name, prio, area)
+        _swapon(sw, si)
+    src = kernel.page_alloc.meminfo_sources
+    src.register("total_swap_pages", lambda: sw.total_swap_pages)
+    src.register("nr_swap_pages", lambda: sw.nr_swap_pages)
+    src.register("total_swapcache_pages", lambda: sw.nr_swapcache)
+    hooks = kernel.mm_hooks
+    hooks.do_swap_page = do_swap_page
+    hooks.swap_duplicate = swap_duplicate
+    hooks.free_swap_and_cache = free_swap_and_cache
+    hooks.folio_free_swap = _hook_folio_free_swap
+    kernel.add_check("swap", lambda: check_swap(kernel))
+    return sw
+
+
+def check_swap(kernel: Any) -> str | None:
+    """Invariants: the counters agree (always); slots, clusters and the swap cache agree (every 512th hand-off)."""
+    sw: SwapState = kernel.swap
+    cached = sum(si.space.nrpages for si in sw.swap_info if si is not None)
+    if cached != sw.nr_swapcache:
+        return f"total_swapcache_pages {sw.nr_swapcache} but the caches hold {cached}"
+    nr = sum(p.vm_stat[NR_SWAPCACHE] for p in kernel.page_alloc.nodes)
+    if nr != cached:
+        return f"NR_SWAPCACHE {nr} but the swap caches hold {cached}"
+    if kernel.sim.switches & 511 and not getattr(kernel, "swap_check_every_switch", False):
+        return None
+    return check_swap_full(kernel)
+
+
+def check_swap_full(kernel: Any) -> str | None:
+    """The walk of every area: swap_map against inuse_pages and the clusters, every cached folio."""
+    sw: SwapState = kernel.swap
+    free = 0
+    for si in sw.swap_info:
+        if si is None or not si.flags & SWP_USED:
+            continue
+        used = si.max - si.swap_map.count(0) - 1  # the header is not a slot in use
+        if used != si.inuse_pages:
+            return f"{si.name}: {used} slots in use in swap_map but inuse_pages {si.inuse_pages}"
+        for c in si.clusters:
+            lo, hi = c.idx * SWAPFILE_CLUSTER, (c.idx + 1) * SWAPFILE_CLUSTER
+            n = sum(1 for v in si.swap_map[lo:hi] if v) + max(0, hi - max(si.max, lo))
+            if n != c.count:
+                return f"{si.name}: cluster {c.idx} counts {c.count} slots in use, swap_map has {n}"
+        if si.flags & SWP_WRITEOK:
+            free += si.pages - si.inuse_pages
+        if len(si.space.i_pages) != si.space.nrpages:
+            return f"{si.name}: swap cache nrpages {si.space.nrpages} but {len(si.space.i_pages)} folios"
+        for off, page in si.space.i_pages.items():
+            if not si.swap_map[off] & SWAP_HAS_CACHE:
+                return f"{si.name}: offset {off} cached by pfn 0x{page.pfn:x} without SWAP_HAS_CACHE"
+            if page.private != swp_entry(si.type, off) or not page.flags & _SWAPCACHE:
+                return f"{si.name}: offset {off} cached by {page!r}, whose swap entry is 0x{page.private:x}"
+    if free != sw.nr_swap_pages:
+        return f"nr_swap_pages {sw.nr_swap_pages} but the areas have {free} free slots"
+    return None
+
+
+__all__ = [
+    "SwapInfo", "SwapState", "add_to_swap", "add_to_swap_cache", "delete_from_swap_cache", "do_swap_page",
+    "folio_free_swap", "free_swap_and_cache", "get_swap_pages", "put_swap_folio", "swap_cache_get_folio",
+    "swap_duplicate", "swap_free", "swap_init", "swap_read_folio", "swap_writepage", "swapcache_prepare",
+    "swp_entry", "swp_offset", "swp_type", "sys_swapoff", "sys_swapon", "vm_swap_full",
+]
