@@ -43,11 +43,12 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, final
 
+from ..sim import ModelBug, SpinLock
 from ..trace.events import highmem as hm_events
-from .page import PAGE_SHIFT, PAGE_SIZE, Page
+from .page import PAGE_SHIFT, Page
 
 if TYPE_CHECKING:
-    from ..sim import Actor, CPU, Thread
+    from ..sim import Actor, Thread
 
 PAGE_OFFSET = {"x86_64": 0xFFFF888000000000, "i386": 0xC0000000}  # __PAGE_OFFSET (no KASLR; 3G/1G split)
 LAST_PKMAP_PAE = 512
@@ -133,8 +134,6 @@ class Highmem:
     """
 
     def __init__(self, kernel: Any, last_pkmap: int | None = None) -> None:
-        from ..sim import SpinLock
-
         self.kernel = kernel
         self.layout = kernel.config.layout
         self.page_offset = PAGE_OFFSET[self.layout]
@@ -201,8 +200,6 @@ async def flush_all_zero_pkmaps(th: "Thread", hm: Highmem) -> None:
         count[i] = 0
         page = ptes[i]
         if page is None:
-            from ..sim import ModelBug
-
             raise ModelBug(f"flush_all_zero_pkmaps: pkmap entry {i} has count 1 but no PTE")
         ptes[i] = None
         del amap[page.pfn]  # set_page_address(page, NULL)
@@ -276,8 +273,6 @@ async def kmap_high(th: "Thread", page: Page) -> int:
     hm.nr_kmap_high += 1
     hm.generation += 1
     if hm.pkmap_count[nr] < 2:
-        from ..sim import ModelBug
-
         raise ModelBug(f"kmap_high: pkmap entry {nr} has count {hm.pkmap_count[nr]} after a kmap")
     tr = th.machine.tracer
     if tr.on[_ev_kmap.id]:

@@ -39,7 +39,7 @@ and never race with a walk in the model), no debugfs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 
 from ..trace.events import vmscan as vmscan_events

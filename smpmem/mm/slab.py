@@ -93,6 +93,7 @@ from .gfp import (
     GFP_DMA,
     GFP_DMA32,
     GFP_KERNEL,
+    __GFP_ACCOUNT,
     __GFP_COMP,
     __GFP_DIRECT_RECLAIM,
     __GFP_DMA,
@@ -1111,7 +1112,7 @@ async def kmem_cache_alloc(th: "Thread", cachep: KmemCache, gfp: int, call_site:
     if tr.on[_ev_kca.id]:
         tr.emit(_ev_kca, th, call_site=call_site or _caller(), ptr=obj.addr, bytes_req=cachep.object_size,
                 bytes_alloc=cachep.size, gfp_flags=gfp, node=NUMA_NO_NODE,
-                accounted=bool(cachep.flags & SLAB_ACCOUNT))
+                accounted=bool(cachep.flags & SLAB_ACCOUNT or gfp & __GFP_ACCOUNT))
     return obj
 
 

@@ -9,7 +9,6 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from kalloc_support import boot, lock_stat, records, run, run_sync
 from smpmem.mm import vmalloc as V
-from smpmem.mm.gfp import GFP_KERNEL
 from smpmem.mm.slab import check_slab_full
 from smpmem.proc.meminfo import render_meminfo
 
