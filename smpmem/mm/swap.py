@@ -1078,7 +1078,7 @@ async def sys_swapoff(th: Thread, name: str) -> int:
     _unlock(th, sw.swap_avail_lock)
     si.flags &= ~SWP_WRITEOK
     sw.total_swap_pages -= si.pages
-    sw.nr_swap_pages -= si.pages - si.inuse_pages
+    sw.nr_swap_pages -= si.pages  # the slots in use are added back as try_to_unuse frees them
     _unlock(th, sw.swap_lock)
     err = await try_to_unuse(th, si)
     if err:
@@ -1086,7 +1086,7 @@ async def sys_swapoff(th: Thread, name: str) -> int:
         await _lock(th, sw.swap_lock, "__do_sys_swapoff+0x2f0/0xa60")
         si.flags |= SWP_WRITEOK
         sw.total_swap_pages += si.pages
-        sw.nr_swap_pages += si.pages - si.inuse_pages
+        sw.nr_swap_pages += si.pages
         _add_to_avail(sw, si)
         _unlock(th, sw.swap_lock)
         return err
@@ -1210,8 +1210,7 @@ def check_swap_full(kernel: Any) -> str | None:
             n = sum(1 for v in si.swap_map[lo:hi] if v) + max(0, hi - max(si.max, lo))
             if n != c.count:
                 return f"{si.name}: cluster {c.idx} counts {c.count} slots in use, swap_map has {n}"
-        if si.flags & SWP_WRITEOK:
-            free += si.pages - si.inuse_pages
+        free += si.pages - si.inuse_pages if si.flags & SWP_WRITEOK else -si.inuse_pages  # swapoff took all
         if len(si.space.i_pages) != si.space.nrpages:
             return f"{si.name}: swap cache nrpages {si.space.nrpages} but {len(si.space.i_pages)} folios"
         for off, page in si.space.i_pages.items():
