@@ -263,7 +263,17 @@ class Simulator:
         """Make the next due actor runnable (the caller is about to block or end)."""
         self.switches += 1
         if self.on_switch is not None:
-            self.on_switch()
+            try:
+                self.on_switch()
+            except BaseException as exc:
+                # A broken invariant found between two events ends the run as
+                # failed. The error must not surface in the actor handing off:
+                # it may already be queued on the heap, and unwinding it there
+                # would leave two tasks runnable.
+                self.on_switch = None
+                if self.failure is None:
+                    self.failure = exc
+                self.request_stop("failed")
         heap = self._heap
         if self.stop_requested is None:
             while heap:
