@@ -205,7 +205,7 @@ def _maps(proc: "Process") -> dict[tuple[Any, ...], ReplayMap]:
 
 async def map_trace(th: "Thread", proc: "Process", trace: Trace) -> ReplayMap | None:
     """Map the trace's clusters into ``proc``'s address space (once per trace); None on ENOMEM."""
-    key = (trace.path, trace.format, id(proc.mm))
+    key = (trace.path, trace.clusters, id(proc.mm))  # the same clusters: the same mappings serve
     m = _maps(proc).get(key)
     if m is not None:
         return m
