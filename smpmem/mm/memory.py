@@ -925,9 +925,16 @@ def tlb_gather_mmu(mm: MmStruct, fullmm: bool = False) -> MmuGather:
 async def tlb_flush_mmu(th: "Thread", tlb: MmuGather) -> None:
     """``tlb_flush_mmu``: flush the gathered range, then free the gathered pages and tables."""
     if tlb.end > tlb.start or tlb.freed_tables or tlb.fullmm:
-        end = TLB_FLUSH_ALL if tlb.fullmm else tlb.end
-        await flush_tlb_mm_range(th, tlb.mm, 0 if tlb.fullmm else tlb.start, end, tlb.freed_tables)
+        if tlb.fullmm or tlb.end <= tlb.start:
+            # The whole mm, or page tables freed with no PTE range gathered since the
+            # last flush (a partial flush emptied it): flush everything, as a range
+            # of nothing would flush nothing and the paging-structure caches must go.
+            start, end = 0, TLB_FLUSH_ALL
+        else:
+            start, end = tlb.start, tlb.end
+        await flush_tlb_mm_range(th, tlb.mm, start, end, tlb.freed_tables)
         tlb.start, tlb.end = 1 << 62, 0
+        tlb.freed_tables = False
     pages, tlb.pages = tlb.pages, []
     if pages:
         await release_pages(th, pages)
