@@ -34,8 +34,12 @@ two global locks)::
       purge_vmap_area_lock             the lazy list
       free_vmap_area_lock              the free space
         &n->list_lock                  (kmem_cache_free of merged vmap_areas)
+        &zone->lock                    (a slab the free empties goes back to the buddy lists)
     vmap_area_lock                     the busy tree
     init_mm.page_table_lock            kernel PTE pages
+
+:data:`VMALLOC_LOCK_ORDER` holds the nesting as (outer, inner) pairs; boot
+teaches it to the lock-order checker, as mm/rmap.py does for its tree.
 
 Simplified: no per-CPU vmap blocks (``vm_map_ram``), no huge vmalloc
 mappings, no KASAN shadow, no per-node pools; free-space nodes are not slab
@@ -86,6 +90,15 @@ TLB_FLUSH_ALL = -1
 TLB_SINGLE_PAGE_FLUSH_CEILING = 33  # arch/x86/mm/tlb.c tlb_single_page_flush_ceiling
 SIZEOF_VM_STRUCT = {"x86_64": 72, "i386": 44}  # kzalloc'ed per area
 SIZEOF_PTR = {"x86_64": 8, "i386": 4}
+
+VMALLOC_LOCK_ORDER: tuple[tuple[str, str], ...] = (
+    ("vmap_purge_lock", "purge_vmap_area_lock"),
+    ("vmap_purge_lock", "free_vmap_area_lock"),
+    ("purge_vmap_area_lock", "&n->list_lock"),
+    ("free_vmap_area_lock", "&n->list_lock"),
+    ("purge_vmap_area_lock", "&zone->lock"),
+    ("free_vmap_area_lock", "&zone->lock"),
+)
 
 _ev_alloc = vmalloc_events.alloc_vmap_area
 _ev_noflush = vmalloc_events.free_vmap_area_noflush
@@ -774,6 +787,9 @@ def vmalloc_init(kernel: Any) -> Vmalloc:
     """``vmalloc_init``: ``kernel.vmalloc``, VmallocUsed in meminfo, the debug check. Needs ``kernel.slab``."""
     vs = Vmalloc(kernel)
     kernel.vmalloc = vs
+    after = kernel.locks.lockdep.after
+    for outer, inner in VMALLOC_LOCK_ORDER:
+        after.setdefault((outer, 0), {}).setdefault((inner, 0), (outer,))
     kernel.page_alloc.meminfo_sources.register("vmalloc_nr_pages", lambda: vs.nr_vmalloc_pages)
     kernel.add_check("vmalloc:space", lambda: check_vmalloc(vs))
     return vs

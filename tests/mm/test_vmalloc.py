@@ -179,6 +179,24 @@ class TestErrors:
         assert any("Address range restricted" in w for w in vs.warnings)
 
 
+class TestLockOrder:
+    async def test_list_lock_then_free_vmap_area_lock_is_reported(self) -> None:
+        """Taking a slab list_lock and then free_vmap_area_lock (the wrong way round) is a reported inversion."""
+        from smpmem.sim import LockInversion
+
+        k = boot(cpus=1)
+        vs = k.vmalloc
+        n = k.slab.caches["vmap_area"].node[0]
+
+        async def wrong(th):
+            await n.list_lock.acquire(th)
+            with pytest.raises(LockInversion, match="free_vmap_area_lock.*&n->list_lock"):
+                await vs.free_vmap_area_lock.acquire(th)
+            await n.list_lock.release(th)
+
+        await run(k, wrong)
+
+
 class VmallocMachine(RuleBasedStateMachine):
     """Hypothesis: vmalloc/vfree/sleep on 2 CPUs; areas never overlap and keep unmapped guard pages."""
 
