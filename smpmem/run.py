@@ -27,6 +27,7 @@ from .kernel import Kernel
 from .scenario import Scenario
 from .sim import Tracer
 from .workload import start_processes
+from .workload.wis import wis_summary
 
 ENGINE_TO_STATUS = {
     "completed": ("completed", "every process exited"),
@@ -152,6 +153,7 @@ def run_scenario(
         "counters": counters_of(snapshot, kernel),
         "locks": lock_summary(kernel),
         "processes": process_summary(kernel),
+        "wis": wis_summary(kernel),
         "config": scenario.resolved(),
     }
     (d / "run.json").write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))

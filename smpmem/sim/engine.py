@@ -317,6 +317,8 @@ class Simulator:
     @types.coroutine
     def sleep(self, dt: int) -> Generator[Any, Any, None]:
         """Let ``dt`` nanoseconds pass for the running actor."""
+        if dt < 0:
+            raise ModelBug(f"virtual time would run backwards: sleep({dt})")
         actor = self.current
         heap = self._heap
         t = self.now + dt
