@@ -29,8 +29,9 @@ def discover() -> list[str]:
 
 
 def machine() -> str:
+    load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
     return (f"python {platform.python_version()} ({platform.python_implementation()}), "
-            f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} {platform.release()}")
+            f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} {platform.release()}, {load}")
 
 
 def main(argv: list[str] | None = None) -> int:
