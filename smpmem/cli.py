@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # `smpmem list | head` ends quietly, as a Unix tool does
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "events": cmd_events, **args._extra}
     return handlers[args.command](args)
@@ -113,14 +117,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides["run.duration"] = parse_time(args.duration)
         except ValueError as e:
             die(f"--duration: {e}")
-    path, sc = load(args.scenario, overrides)
+    script = None
+    if args.scenario.endswith(".py"):
+        from .scenario import ScenarioError
+        from .workload.script import ScriptError, load_script
+
+        path = resolve_scenario_path(args.scenario)
+        try:
+            script = load_script(path, overrides or None)
+        except (ScenarioError, ScriptError) as e:
+            die(str(e))
+        sc = script.scenario
+    else:
+        path, sc = load(args.scenario, overrides)
     progress = not args.no_progress and not args.quiet and sys.stderr.isatty()
     from .kernel import BootError
     from .mm.page_alloc import BootError as PageAllocBootError
 
     try:
         res = run_scenario(sc, out_root=args.out or Path("logs"), out_dir=args.dir, source=str(path),
-                           progress=progress)
+                           progress=progress, script=script)
     except (BootError, PageAllocBootError) as e:
         die(f"{path}: machine: this machine cannot boot: {e}")
     if args.quiet:
@@ -147,11 +163,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .workload._builtins import BUILTINS, builtin_params
 
     print("Shipped scenarios (scenarios/):")
-    for p in sorted(scenarios_dir().glob("*.toml")):
-        try:
-            desc = tomllib.loads(p.read_text()).get("description", "")
-        except tomllib.TOMLDecodeError:
-            desc = "(not valid TOML)"
+    for p in sorted([*scenarios_dir().glob("*.toml"), *scenarios_dir().glob("*.py")]):
+        if p.suffix == ".py":  # a script: its docstring's first line (not imported: nothing runs)
+            import ast
+
+            desc = "(Python script)"
+            for node in ast.parse(p.read_text()).body:
+                if (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SCENARIO" for t in node.targets)
+                        and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                    try:
+                        desc += " " + tomllib.loads(node.value.value).get("description", "")
+                    except tomllib.TOMLDecodeError:
+                        desc += " (SCENARIO is not valid TOML)"
+        else:
+            try:
+                desc = tomllib.loads(p.read_text()).get("description", "")
+            except tomllib.TOMLDecodeError:
+                desc = "(not valid TOML)"
         print(f"  {p.stem:34s} {desc}")
     print("\nBuilt-in programs (builtin = NAME, params = { … }; see docs/programs.md):")
     for name, (_, doc) in sorted(BUILTINS.items()):

@@ -85,6 +85,7 @@ def run_scenario(
     source: str | None = None,
     progress: bool = False,
     on_kernel: Callable[[Kernel], None] | None = None,
+    script: Any = None,
 ) -> RunResult:
     """Run ``scenario`` (already validated; its ``run.seed`` and ``run.events`` apply) and write its run directory."""
     seed = scenario.run.seed
@@ -116,7 +117,7 @@ def run_scenario(
 
         internal: BaseException | None = None
         try:
-            engine_status = _run_trio(kernel, scenario, before_teardown, progress, d / "snapshots")
+            engine_status = _run_trio(kernel, scenario, before_teardown, progress, d / "snapshots", script)
         except Exception as exc:  # a bug outside the actors (boot, snapshot): report, don't crash
             engine_status, internal = "failed", _leaf(exc)
         tracer.flush()
@@ -168,7 +169,7 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def _run_trio(kernel: Kernel, scenario: Scenario, before_teardown: Callable[[str], None], progress: bool,
-              snapshots_dir: Path | None = None) -> str:
+              snapshots_dir: Path | None = None, script: Any = None) -> str:
     """Run the simulation under trio, with Ctrl-C asking for a clean stop."""
     sim = kernel.sim
 
@@ -177,6 +178,10 @@ def _run_trio(kernel: Kernel, scenario: Scenario, before_teardown: Callable[[str
 
     def setup(k: Kernel) -> None:
         start_processes(k)
+        if script is not None:  # a Python scenario script's main() runs as one more process
+            from .workload.script import start_script
+
+            start_script(k, script)
         if scenario.run.snapshot_interval and snapshots_dir is not None:
             start_snapshots(k, scenario.run.snapshot_interval, snapshots_dir)
 
