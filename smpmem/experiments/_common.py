@@ -71,10 +71,18 @@ SECTIONS = ("machine", "tunables", "run", "costs")  # where a bare name (``cpus`
 
 @dataclass(frozen=True)
 class Param:
-    """One swept parameter: its dotted path (as given), the column name and its typed values."""
+    """One swept parameter: its dotted path (the table's column), its typed values, and linked paths.
+
+    ``also`` are paths set to the same value at every point (``--param
+    machine.cpus+process[0].params.tasks=1,2,4``: as many tasks as CPUs).
+    """
 
     path: str
     values: tuple[Any, ...]
+    also: tuple[str, ...] = ()
+
+    def overrides(self, value: Any) -> dict[str, Any]:
+        return {p: value for p in (self.path, *self.also)}
 
     @property
     def short(self) -> str:
@@ -183,37 +191,47 @@ def _candidates(text: str) -> Iterator[Any]:
 
 
 def parse_param(spec: str) -> Param:
-    """``"machine.cpus=1,2,4"`` -> Param("machine.cpus", (1, 2, 4)), each value typed by the schema."""
-    from pydantic import ConfigDict, TypeAdapter, ValidationError
+    """``"machine.cpus=1,2,4"`` -> Param("machine.cpus", (1, 2, 4)), each value typed by the schema.
 
+    ``"machine.cpus+process[0].params.tasks=1,2,4"`` links paths: each value
+    must suit all of them and sets all of them.
+    """
     if "=" not in spec:
         raise ExperimentError(f"--param {spec!r}: write PATH=V1,V2,... such as machine.cpus=1,2,4")
     name, _, vals = spec.partition("=")
-    path = resolve_path(name.strip())
+    paths = [resolve_path(n.strip()) for n in name.split("+")]
     raw = [v for v in (x.strip() for x in vals.split(",")) if v]
     if not raw:
-        raise ExperimentError(f"--param {path}: no values after '='")
+        raise ExperimentError(f"--param {paths[0]}: no values after '='")
+    typed = [_typed(paths[0], v) for v in raw]
+    for other in paths[1:]:
+        for v, t in zip(raw, typed):
+            if _typed(other, v) != t:
+                raise ExperimentError(f"--param {'+'.join(paths)}: {v!r} means {t!r} for {paths[0]} but "
+                                      f"{_typed(other, v)!r} for {other}")
+    return Param(paths[0], tuple(typed), tuple(paths[1:]))
+
+
+def _typed(path: str, v: str) -> Any:
+    """The first reading of ``v`` (int, float, bool, str) that the field at ``path`` accepts."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
     ann = field_type(path)
     if ann is Any:
-        return Param(path, tuple(next(_candidates(v)) for v in raw))
+        return next(_candidates(v))
     try:
         adapter = TypeAdapter(ann, config=ConfigDict(strict=True))
     except Exception:  # a model type or something TypeAdapter cannot take with a config
         adapter = TypeAdapter(ann)
-    out = []
-    for v in raw:
-        err: str | None = None
-        for cand in _candidates(v):
-            try:
-                adapter.validate_python(cand)
-            except ValidationError as e:
-                err = err or e.errors()[0]["msg"]
-                continue
-            out.append(cand)
-            break
-        else:
-            raise ExperimentError(f"--param {path}: {v!r} is not allowed: {err}")
-    return Param(path, tuple(out))
+    err: str | None = None
+    for cand in _candidates(v):
+        try:
+            adapter.validate_python(cand)
+        except ValidationError as e:
+            err = err or e.errors()[0]["msg"]
+            continue
+        return cand
+    raise ExperimentError(f"--param {path}: {v!r} is not allowed: {err}")
 
 
 def value_text(v: Any) -> str:
@@ -255,6 +273,7 @@ def run_point(text: str, source: str, overrides: dict[str, Any], out_dir: str,
         res = run_scenario(sc, out_dir=d, source=source)
     except Exception as e:  # a crash outside the engine's own error handling
         return {"status": "failed", "error": f"{type(e).__name__}: {e}", "dir": str(d), "run": None}
+    _add_wis(d, res.kernel)
     info = read_run_json(d)
     if discard_completed and res.status == "completed":
         import shutil
@@ -262,6 +281,24 @@ def run_point(text: str, source: str, overrides: dict[str, Any], out_dir: str,
         shutil.rmtree(d, ignore_errors=True)
         return {"status": res.status, "error": res.error, "dir": None, "run": info}
     return {"status": res.status, "error": res.error, "dir": str(d), "run": info}
+
+
+def _add_wis(d: Path, kernel: Any) -> None:
+    """Put the will-it-scale counts (``"wis"``, smpmem.workload.wis) in run.json if run.py did not."""
+    from ..workload.wis import wis_summary
+
+    p = d / "run.json"
+    try:
+        info = orjson.loads(p.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return
+    if "wis" in info:
+        return
+    summary = wis_summary(kernel)
+    if summary is None:
+        return
+    info["wis"] = summary
+    p.write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
 
 
 def read_run_json(d: Path) -> dict[str, Any] | None:
@@ -390,8 +427,10 @@ RECLAIM_GROUPS = {  # a figure: the /proc/vmstat counters it sums (when present)
 def figures_of(info: dict[str, Any] | None) -> dict[str, Any]:
     """The key figures of one run from its run.json: ops/s, lock waits, faults, TLB, reclaim.
 
-    ``ops`` is the processes' completed loop iterations, ``ops_per_sec`` per
-    simulated second. ``lock_wait_ns`` / ``lock_contentions`` are totals over
+    ``ops`` and ``ops_per_sec`` are will-it-scale's when the run counted
+    operations (``ops`` steps: run.json's ``"wis"``; the sum of the tasks'
+    rates over their own windows), else the processes' completed loop
+    iterations per simulated second. ``lock_wait_ns`` / ``lock_contentions`` are totals over
     all classes; ``lock:<class>:wait_ns`` and ``lock:<class>:contentions`` per
     class. Counters absent from the run are left out (not zero).
     """
@@ -399,12 +438,19 @@ def figures_of(info: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     vns = int(info.get("virtual_ns") or 0)
-    procs = info.get("processes") or []
-    ops = sum(int(p.get("ops") or 0) for p in procs)
     out["virtual_ns"] = vns
     out["events"] = int(info.get("events") or 0)
-    out["ops"] = ops
-    out["ops_per_sec"] = ops / (vns / 1e9) if vns else 0.0
+    if info.get("wis"):
+        from ..workload.wis import ops_per_sec
+
+        w = ops_per_sec(info)
+        out["ops"] = w.ops
+        out["ops_per_sec"] = w.total
+    else:
+        procs = info.get("processes") or []
+        ops = sum(int(p.get("ops") or 0) for p in procs)
+        out["ops"] = ops
+        out["ops_per_sec"] = ops / (vns / 1e9) if vns else 0.0
     locks = info.get("locks") or {}
     out["lock_wait_ns"] = sum(int(v.get("waittime_total", 0)) for v in locks.values())
     out["lock_contentions"] = sum(int(v.get("contentions", 0)) for v in locks.values())

@@ -96,11 +96,11 @@ def run_sweep(
     ps = [p if isinstance(p, Param) else parse_param(p) for p in params]
     if not ps:
         raise ExperimentError("a sweep needs at least one --param")
-    names = [p.path for p in ps]
+    names = [n for p in ps for n in (p.path, *p.also)]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ExperimentError(f"--param {dupes[0]} is given twice")
-    if any(p.path == "run.seed" for p in ps):
+    if "run.seed" in names:
         raise ExperimentError("sweep seeds with --seeds, not --param run.seed")
     try:
         base = load_scenario(path)
@@ -124,7 +124,9 @@ def run_sweep(
             results[i] = {"status": info["status"], "error": info.get("error"), "dir": str(d / name), "run": info,
                           "skipped": True}
             continue
-        overrides = {p.path: v for p, v in zip(ps, combo)}
+        overrides: dict[str, Any] = {}
+        for p, v in zip(ps, combo):
+            overrides.update(p.overrides(v))
         overrides["run.seed"] = seed
         todo.append((i, (text, source, overrides, str((d / name).resolve()))))
 
@@ -157,7 +159,8 @@ def run_sweep(
     sr.files += write_tables(sr)
     if plots:
         sr.files += plot_sweep(sr, x=x)
-    meta = {"scenario": source, "name": base.name, "params": {p.path: list(p.values) for p in ps},
+    meta = {"scenario": source, "name": base.name,
+            "params": {"+".join((p.path, *p.also)): list(p.values) for p in ps},
             "seeds": seed_list, "points": total, "ran": sr.ran, "skipped": sr.skipped,
             "failed": [{"dir": r["dir"], "status": r["status"], "error": r["error"]} for r in sr.failed],
             "where": sr.where, "wall_s": round(wall, 3)}

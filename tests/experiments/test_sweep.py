@@ -7,11 +7,27 @@ import csv
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 
 from conftest import BROKEN
 from smpmem.experiments import ExperimentError, parse_param, parse_seeds, run_sweep
 from smpmem.experiments.cli import add_commands
+
+
+WIS = """
+name = "pf"
+[machine]
+cpus = 1
+ram = "128MiB"
+[run]
+duration = "600us"
+events = []
+[[process]]
+name = "wis"
+builtin = "page_fault1"
+params = { mode = "processes", tasks = 1, size = "256KiB" }
+"""
 
 
 def sweep_cli(*argv: object) -> int:
@@ -51,6 +67,14 @@ class TestParams:
         with pytest.raises(ExperimentError, match="no field 'nope'"):
             parse_param("nope=1")
 
+    def test_linked_paths_take_the_same_value(self):
+        """``a+b=1,2`` sets both paths at every point; a value one of them refuses is named."""
+        p = parse_param("machine.cpus+process[0].params.tasks=1,2")
+        assert (p.path, p.values, p.also) == ("machine.cpus", (1, 2), ("process[0].params.tasks",))
+        assert p.overrides(2) == {"machine.cpus": 2, "process[0].params.tasks": 2}
+        with pytest.raises(ExperimentError, match="tunables.split_ptlock: '1' is not allowed"):
+            parse_param("machine.cpus+tunables.split_ptlock=1")
+
     def test_seeds(self):
         """A count is 1..N; ranges are inclusive; lists and combinations keep their order without repeats."""
         assert parse_seeds("3") == [1, 2, 3]
@@ -79,6 +103,17 @@ class TestSweep:
         # Two CPUs do about twice the operations of one per simulated second.
         ops = {(r["machine.cpus"], r["seed"]): r["ops_per_sec"] for r in sr.rows if r["tunables.pcp_batch"] == 15}
         assert ops[(2, 1)] > 1.5 * ops[(1, 1)]
+
+    def test_will_it_scale_figures(self, tmp_path):
+        """A will-it-scale built-in swept over CPUs = tasks: ops/s are its counted operations, and they scale."""
+        sc = tmp_path / "pf.toml"
+        sc.write_text(WIS)
+        sr = run_sweep(sc, ["machine.cpus+process[0].params.tasks=1,2"], out=tmp_path / "sw", jobs=2, plots=False)
+        one, two = sr.rows
+        assert one["status"] == two["status"] == "completed"
+        assert one["ops"] > 100 and 1.6 < two["ops_per_sec"] / one["ops_per_sec"] < 2.1
+        cfg = orjson.loads((sr.dir / two["dir"] / "run.json").read_bytes())
+        assert cfg["config"]["process"][0]["params"]["tasks"] == 2 and cfg["wis"]["tasks"]
 
     def test_a_failing_point_does_not_sink_the_sweep_and_rerun_skips_done_points(self, tmp_path):
         """A point failing in the model and one that cannot boot are rows with their errors; a re-run skips done points."""
