@@ -55,17 +55,16 @@ taken; ``swap_avail_lock`` is never held with another.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..sim import ModelBug, SpinLock, Thread
+from ..trace.gfp import MM_ANONPAGES, MM_SWAPENTS
 from . import gfp as G
-from .block import REQ_OP_READ, REQ_OP_WRITE, SECTORS_PER_BLOCK, Bio, WaitQueue, _ctx_of, submit_bio
+from .block import REQ_OP_READ, REQ_OP_WRITE, SECTORS_PER_BLOCK, Bio, submit_bio
 from .page import (
-    PG_active,
     PG_anon_exclusive,
     PG_dirty,
     PG_locked,
-    PG_lru,
     PG_readahead,
     PG_reclaim,
     PG_swapbacked,
@@ -74,11 +73,16 @@ from .page import (
     PG_writeback,
     Page,
 )
-from .page_writeback import Pageout, folio_rotate_reclaimable
-from .zone import NR_FILE_PAGES, NR_SWAPCACHE, NR_WRITEBACK, NR_WRITTEN, NR_ZONE_WRITE_PENDING
-
-if TYPE_CHECKING:
-    from .memory import VmFault
+from .lru import folio_add_lru
+from .memory import (FAULT_FLAG_DEFAULT, FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_OOM, VM_FAULT_SIGBUS, VmFault,
+                     _mk_pte, do_wp_page, is_swap_pte, live_mms, pte_alloc, pte_to_swp_entry, put_page, set_pte)
+from .mmap import VM_LOCKED, VM_WRITE, add_mm_counter, find_vma
+from .page_alloc import alloc_pages, free_pages_
+from .page_writeback import Pageout, folio_rotate_reclaimable, folio_wait_writeback
+from .pagemap import folio_lock, folio_trylock, folio_unlock
+from .rmap import _mod_mapped, linear_page_index
+from .vmscan import acct_reclaim_writeback
+from .zone import NR_ANON_MAPPED, NR_FILE_PAGES, NR_FREE_PAGES, NR_SWAPCACHE, NR_WRITEBACK, NR_WRITTEN, NR_ZONE_WRITE_PENDING
 
 SWP_TYPE_SHIFT = 50  # swp_entry(type, offset): the type above the offset (x86 packs 5 type bits)
 SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
@@ -643,8 +647,6 @@ async def folio_free_swap(th: Thread, page: Page) -> bool:
 
 async def _hook_folio_free_swap(th: Thread, page: Page) -> bool:
     """The fault path's ``folio_free_swap`` (``do_wp_page`` reusing a swap cache folio): trylocks the folio."""
-    from .pagemap import folio_trylock, folio_unlock
-
     wt = th.machine.pagecache.waits
     if not folio_trylock(wt, page, th):
         return False
@@ -656,9 +658,6 @@ async def _hook_folio_free_swap(th: Thread, page: Page) -> bool:
 
 async def free_swap_and_cache(th: Thread, entry: int) -> None:
     """``free_swap_and_cache``: a zapped PTE's reference goes; a cached folio nobody maps leaves the cache."""
-    from .memory import put_page
-    from .pagemap import folio_trylock, folio_unlock
-
     sw = _sw(th)
     si = sw.si_of(entry)
     if si is None:
@@ -705,8 +704,6 @@ async def remove_swapcache_folio(th: Thread, page: Page) -> bool:
 
 async def swap_writepage(th: Thread, page: Page) -> Pageout:
     """``pageout`` → ``swap_writepage``: write a locked, dirty swap cache folio; unlocks it on SUCCESS."""
-    from .pagemap import folio_unlock
-
     wt = th.machine.pagecache.waits
     if await folio_free_swap(th, page):
         # Nobody references the slot any more: nothing to write (the folio is dirty again).
@@ -721,8 +718,6 @@ async def swap_writepage(th: Thread, page: Page) -> Pageout:
 
 async def __swap_writepage(th: Thread, page: Page) -> None:
     """``__swap_writepage`` → ``swap_writepage_bdev_async``: start writeback, unlock, submit one bio."""
-    from .pagemap import folio_unlock
-
     k = th.machine
     sw = _sw(th)
     entry = page.private
@@ -759,8 +754,6 @@ async def _submit(th: Thread, bio: Bio) -> None:
 
 def end_swap_bio_write(bio: Bio) -> None:
     """``end_swap_bio_write`` (interrupt context): an error redirties the folio; then ``folio_end_writeback``."""
-    from .vmscan import acct_reclaim_writeback
-
     k, si = bio.private
     sw: SwapState = k.swap
     page: Page = bio.vecs[0][0]
@@ -799,8 +792,6 @@ async def swap_read_folio(th: Thread, page: Page) -> None:
 
 def end_swap_bio_read(bio: Bio) -> None:
     """``end_swap_bio_read``: uptodate on success (an error leaves it not uptodate), then unlock."""
-    from .pagemap import folio_unlock
-
     k, si = bio.private
     for page, _sector in bio.vecs:
         if bio.status:
@@ -820,9 +811,6 @@ async def __read_swap_cache_async(th: Thread, entry: int, gfp: int) -> tuple[Pag
     longer in use or no memory could be had. A new folio is locked and not
     uptodate: the caller reads it.
     """
-    from .lru import folio_add_lru
-    from .page_alloc import alloc_pages, free_pages_
-
     sw = _sw(th)
     k = th.machine
     while True:
@@ -911,9 +899,6 @@ def folio_add_anon_rmap_pte(page: Page, vma: Any, addr: int, exclusive: bool) ->
     gets the VMA's anon_vma (its root when it may be shared), as
     ``__folio_set_anon`` does.
     """
-    from .rmap import _mod_mapped, linear_page_index
-    from .zone import NR_ANON_MAPPED
-
     if page.mapping is None:
         av = vma.anon_vma
         if av is None:
@@ -936,12 +921,6 @@ async def do_swap_page(th: Thread, vmf: "VmFault", orig_pte: int) -> int:
     table lock; may return with the page table lock held (the caller
     unlocks it).
     """
-    from .memory import (FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_OOM, VM_FAULT_SIGBUS, _mk_pte, do_wp_page,
-                         pte_to_swp_entry, put_page, set_pte)
-    from .mmap import VM_LOCKED, VM_WRITE, add_mm_counter
-    from .pagemap import folio_lock, folio_unlock
-    from ..trace.gfp import MM_ANONPAGES, MM_SWAPENTS
-
     k = th.machine
     sw = _sw(th)
     vma = vmf.vma
@@ -1066,8 +1045,6 @@ async def sys_swapoff(th: Thread, name: str) -> int:
     si = next((s for s in sw.swap_info if s is not None and s.name == name and s.flags & SWP_WRITEOK), None)
     if si is None:
         return -EINVAL
-    from .zone import NR_FREE_PAGES
-
     free = sum(z.vm_stat[NR_FREE_PAGES] for z in k.page_alloc.populated)
     if si.inuse_pages > free + sum(k.page_alloc.zone_reclaimable_pages(z) for z in k.page_alloc.populated):
         return -ENOMEM
@@ -1098,10 +1075,6 @@ async def sys_swapoff(th: Thread, name: str) -> int:
 
 async def try_to_unuse(th: Thread, si: SwapInfo) -> int:
     """``try_to_unuse``: swap in every PTE of every mm that points into ``si``, then empty its cache."""
-    from .memory import FAULT_FLAG_DEFAULT, VmFault, is_swap_pte, live_mms, pte_alloc
-    from .mmap import find_vma
-    from .pagemap import folio_lock, folio_unlock
-    from .memory import put_page
 
     k = th.machine
     sw = _sw(th)
@@ -1135,21 +1108,16 @@ async def try_to_unuse(th: Thread, si: SwapInfo) -> int:
             page = si.space.i_pages.get(off)
             if page is None:
                 continue
+            wt = k.pagecache.waits
             page._refcount += 1
             try:
+                await folio_wait_writeback(th, page)
                 await folio_lock(th, page)
-                try:
-                    from .page_writeback import folio_wait_writeback
-
-                    if page.flags & _WRITEBACK:
-                        folio_unlock(k.pagecache.waits, page)
-                        await folio_wait_writeback(th, page)
-                        await folio_lock(th, page)
-                    if page.flags & _SWAPCACHE and swp_type(page.private) == si.type:
-                        await folio_free_swap(th, page)
-                finally:
-                    folio_unlock(k.pagecache.waits, page)
+                if page.flags & _SWAPCACHE and swp_type(page.private) == si.type:
+                    await folio_free_swap(th, page)
             finally:
+                if page.flags & _LOCKED and wt.owner.get(page) is th:
+                    folio_unlock(wt, page)
                 await put_page(th, page)
         if si.inuse_pages == 0:
             return 0

@@ -99,7 +99,11 @@ from .page import (
     PG_writeback,
     Page,
 )
+from .gfp import gfp_zone
+from .mmap import VM_EXEC, VM_LOCKED
+from .page_alloc import free_unref_folios, zone_watermark_ok_safe
 from .page_writeback import WB_REASON_VMSCAN, Pageout, wakeup_flusher_threads, writeback_single_page
+from .rmap import PageAnon, TlbUbc, folio_referenced, try_to_unmap, try_to_unmap_flush
 from .pagemap import AddressSpace, folio_trylock, folio_unlock
 from .zone import (
     MAX_RECLAIM_RETRIES,
@@ -116,6 +120,7 @@ from .zone import (
     NR_WRITTEN,
     NR_ZONE_LRU_BASE,
     NR_ZONE_WRITE_PENDING,
+    ZONE_RECLAIM_ACTIVE,
     PglistData,
     Zone,
 )
@@ -507,8 +512,6 @@ async def _lock_lru(th: Thread, lruvec: LruVec, site: str) -> None:
 async def _free_folios(th: Thread, pages: list[Page]) -> None:
     """``free_unref_folios`` of folios whose refcount is already 0."""
     if pages:
-        from .page_alloc import free_unref_folios
-
         await free_unref_folios(_pa(th), th, pages)
 
 
@@ -526,8 +529,6 @@ async def putback_isolated(th: Thread, lruvec: LruVec, folios: list[Page], file:
 
 async def folio_check_references(th: Thread, page: Page, sc: ScanControl) -> int:
     """``folio_check_references``: what the referenced bits in the PTEs and PG_referenced say to do."""
-    from .mmap import VM_EXEC, VM_LOCKED
-    from .rmap import folio_referenced
 
     referenced_ptes, vm_flags = 0, 0
     if page._mapcount >= 0:
@@ -621,7 +622,6 @@ async def shrink_folio_list(th: Thread, folio_list: list[Page], pgdat: PglistDat
     On return ``folio_list`` holds the folios to put back (kept or to be
     activated); freed folios have gone to the page allocator.
     """
-    from .rmap import PageAnon, TlbUbc, try_to_unmap, try_to_unmap_flush
 
     k = th.machine
     costs = k.costs
@@ -766,8 +766,8 @@ async def shrink_folio_list(th: Thread, folio_list: list[Page], pgdat: PglistDat
             c.cur = None
     finally:
         if c.cur is not None:
-            if c.locked:
-                folio_unlock(wt, c.cur)
+            if c.cur.flags & _LOCKED and wt.owner.get(c.cur) is th:
+                folio_unlock(wt, c.cur)  # killed with it in hand (pageout may have unlocked it already)
             c.ret.append(c.cur)
             c.cur = None
         c.ret.extend(reversed(todo))
@@ -846,8 +846,6 @@ async def shrink_inactive_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: 
 
 async def shrink_active_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: ScanControl, lru: int) -> None:
     """``shrink_active_list``: move folios from an active list to the inactive one, unless still in use."""
-    from .mmap import VM_EXEC
-    from .rmap import folio_referenced
 
     k = th.machine
     file = is_file_lru(lru)
@@ -1132,8 +1130,6 @@ async def try_to_free_pages(th: Thread, gfp: int, order: int, zonelist: list[Zon
     """
     k = th.machine
     pa = _pa(th)
-    from .gfp import gfp_zone
-
     sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX, gfp_mask=gfp, reclaim_idx=gfp_zone(gfp, pa.gfp_table),
                      order=order, priority=DEF_PRIORITY, may_writepage=True, may_unmap=True, may_swap=True)
     vm: Vmscan = k.vmscan
@@ -1203,8 +1199,6 @@ def pgdat_watermark_boosted(pgdat: PglistData, highest_zoneidx: int) -> bool:
 
 def pgdat_balanced(pa: "PageAllocator", pgdat: PglistData, order: int, highest_zoneidx: int) -> bool:
     """``pgdat_balanced``: some eligible zone meets its high watermark for ``order``."""
-    from .page_alloc import zone_watermark_ok_safe
-
     mark = -1
     for z in pgdat.node_zones[:highest_zoneidx + 1]:
         if not z.managed_pages:
@@ -1248,8 +1242,6 @@ async def kswapd_shrink_node(th: Thread, pgdat: PglistData, sc: ScanControl) -> 
 
 
 def _set_reclaim_active(pgdat: PglistData, highest_zoneidx: int, active: bool) -> None:
-    from .zone import ZONE_RECLAIM_ACTIVE
-
     for z in pgdat.node_zones[:highest_zoneidx + 1]:
         if z.managed_pages:
             if active:

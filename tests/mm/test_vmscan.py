@@ -147,6 +147,39 @@ program = [ { op = "mmap", name = "p", size = "32MiB" }, { op = "touch", region 
 '''
 
 
+class TestDirtyFilePages:
+    def test_reclaim_leaves_dirty_pages_to_the_flusher(self) -> None:
+        """Dirty file pages met by reclaim wake the flusher (reason vmscan), get PG_reclaim and rotate when written."""
+        from smpmem.mm.zone import NODE_STAT_INDEX
+
+        tun = ("dirty_ratio = 80\ndirty_background_ratio = 70\ndirty_expire_centisecs = 100000\n"
+               "dirty_writeback_centisecs = 0")
+        k = boot(machine(ram="48MiB", swap=None, tunables=tun), events="vmscan:*,writeback:writeback_start")
+
+        async def write_then_read(th):  # type: ignore[no-untyped-def]
+            from smpmem.mm.dcache import vfs_open
+            from smpmem.mm.filemap import vfs_read, vfs_write
+
+            f = await vfs_open(th, "/data/w", True)
+            pos = 0
+            while pos < 64 << 20:
+                pos += await vfs_write(th, f, pos, 64 << 10)
+            got = 0
+            while got < pos:  # every page read checks the token written last
+                got += await vfs_read(th, f, got, 64 << 10)
+            return got
+
+        assert run_threads(k, write_then_read) == [64 << 20]
+        recs = records(k)
+        shrinks = events_named(recs, "mm_vmscan_lru_shrink_inactive")
+        assert sum(r["nr_dirty"] for r in shrinks) > 0
+        assert any(r["reason"] == 1 for r in events_named(recs, "writeback_start"))  # WB_REASON_VMSCAN
+        node = k.page_alloc.nodes[0].vm_stat
+        immediate = node[NODE_STAT_INDEX["nr_vmscan_immediate_reclaim"]]
+        assert immediate > 0 and k.vmstat["pgrotated"] == immediate
+        assert node[NODE_STAT_INDEX["nr_written"]] == node[NODE_STAT_INDEX["nr_dirtied"]] == 16384
+
+
 class TestTracePostprocess:
     def test_vmscan_postprocess_reproduces_counters(self, tmp_path: Path) -> None:
         """The kernel's trace-vmscan-postprocess.pl on the run's ftrace export reproduces pgscan/pgsteal and the reclaim writes."""
