@@ -104,6 +104,28 @@ program = [ { op = "mmap", name = "a", size = "4MiB" }, { op = "touch", region =
         assert k.oom.nr_no_victim >= 0
 
 
+class TestAllocatingTask:
+    BIG = '''
+[[process]]
+name = "big"
+program = [ { op = "mmap", name = "a", size = "18MiB" }, { op = "touch", region = "a", write = true },
+            { op = "sleep", ns = "1s" } ]
+'''
+
+    def test_default_kills_the_biggest(self) -> None:
+        """By default the process with the highest badness dies, not necessarily the one allocating."""
+        k, recs = run_processes(machine(ram="48MiB", swap=None) + self.BIG
+                                + HOG.format(half="10MiB", extra='start = "5ms"'))
+        assert [r["task_comm"] for r in events_named(recs, "mark_victim")][0] == "big"
+
+    def test_oom_kill_allocating_task(self) -> None:
+        """vm.oom_kill_allocating_task = 1: the task whose allocation failed is killed, without a scan."""
+        k, recs = run_processes(machine(ram="48MiB", swap=None, tunables="oom_kill_allocating_task = 1") + self.BIG
+                                + HOG.format(half="10MiB", extra='start = "5ms"'))
+        assert [r["task_comm"] for r in events_named(recs, "mark_victim")][0] == "hog"
+        assert any("(oom_kill_allocating_task)" in m for m in k.oom.messages)
+
+
 class TestNoVictim:
     def test_no_killable_process_fails_the_allocation(self) -> None:
         """When every process is exempt the allocation fails (ENOMEM): the faulting task gets SIGKILL, nothing hangs."""

@@ -147,6 +147,32 @@ program = [ { op = "mmap", name = "p", size = "32MiB" }, { op = "touch", region 
 '''
 
 
+class TestShrinkers:
+    def test_shrink_node_asks_the_shrinkers(self) -> None:
+        """Every shrink_node calls shrink_slab at its priority: mm_shrink_slab_start/_end and slabs_scanned."""
+        from smpmem.mm.shrinker import register_shrinker
+
+        k = boot(machine(ram="64MiB", swap=None, files=FILES), events="vmscan:*")
+        objects = {"n": 100_000, "scanned": 0}
+
+        async def scan(th, sc):  # type: ignore[no-untyped-def]
+            objects["scanned"] += sc.nr_to_scan
+            freed = sc.nr_to_scan // 2
+            objects["n"] -= freed
+            return freed
+
+        register_shrinker(k, "test-cache", lambda sc: objects["n"], scan, symbol="test_cache_scan")
+        run_threads(k, lambda th: read_file(th, "/data/a"), lambda th: read_file(th, "/data/b"))
+        recs = records(k)
+        starts = [r for r in events_named(recs, "mm_shrink_slab_start") if r["shrink"] == "test_cache_scan"]
+        ends = [r for r in events_named(recs, "mm_shrink_slab_end") if r["shrink"] == "test_cache_scan"]
+        assert starts and len(starts) == len(ends)
+        assert {r["pid"] for r in starts} >= {k.vmscan.kswapds[0].pid}
+        assert all(0 <= r["priority"] <= 12 for r in starts)
+        assert k.vmstat["slabs_scanned"] >= objects["scanned"] > 0
+        assert objects["n"] < 100_000
+
+
 class TestDirtyFilePages:
     def test_reclaim_leaves_dirty_pages_to_the_flusher(self) -> None:
         """Dirty file pages met by reclaim wake the flusher (reason vmscan), get PG_reclaim and rotate when written."""
