@@ -424,13 +424,14 @@ RECLAIM_GROUPS = {  # a figure: the /proc/vmstat counters it sums (when present)
 }
 
 
-def figures_of(info: dict[str, Any] | None) -> dict[str, Any]:
+def figures_of(info: dict[str, Any] | None, warmup_ns: int = 0) -> dict[str, Any]:
     """The key figures of one run from its run.json: ops/s, lock waits, faults, TLB, reclaim.
 
     ``ops`` and ``ops_per_sec`` are will-it-scale's when the run counted
     operations (``ops`` steps: run.json's ``"wis"``; the sum of the tasks'
-    rates over their own windows), else the processes' completed loop
-    iterations per simulated second. ``lock_wait_ns`` / ``lock_contentions`` are totals over
+    rates over their own windows, each starting no earlier than
+    ``warmup_ns``), else the processes' completed loop iterations per
+    simulated second. ``lock_wait_ns`` / ``lock_contentions`` are totals over
     all classes; ``lock:<class>:wait_ns`` and ``lock:<class>:contentions`` per
     class. Counters absent from the run are left out (not zero).
     """
@@ -443,7 +444,7 @@ def figures_of(info: dict[str, Any] | None) -> dict[str, Any]:
     if info.get("wis"):
         from ..workload.wis import ops_per_sec
 
-        w = ops_per_sec(info)
+        w = ops_per_sec(info, warmup_ns=warmup_ns)
         out["ops"] = w.ops
         out["ops_per_sec"] = w.total
     else:

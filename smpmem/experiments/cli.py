@@ -70,6 +70,8 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
                                                           "'cluster' extra; OUT must be on a shared filesystem)")
     s.add_argument("--out", type=Path, help="the sweep directory (default: logs/sweep-<scenario name>)")
     s.add_argument("--x", metavar="PARAM", help="the parameter on the plots' x axis (default: the first --param)")
+    s.add_argument("--warmup", metavar="TIME", help='virtual time before will-it-scale ops/s start counting, '
+                                                   'e.g. "1ms" (default: 0)')
     s.add_argument("--no-plots", action="store_true", help="write the tables only")
     s.add_argument("-q", "--quiet", action="store_true", help="no line per point")
 
@@ -104,12 +106,20 @@ def _scenario_path(name: str) -> Path:
 
 @_guard
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ._common import parse_param, parse_seeds
+    from ._common import ExperimentError, parse_param, parse_seeds
     from .sweep import aggregate, run_sweep
 
     path = _scenario_path(args.scenario)
     params = [parse_param(p) for p in args.param]
     seeds = parse_seeds(args.seeds) if args.seeds else None
+    warmup = 0
+    if args.warmup:
+        from ..scenario import parse_time
+
+        try:
+            warmup = parse_time(args.warmup)
+        except ValueError as e:
+            raise ExperimentError(f"--warmup: {e}") from None
 
     def on_point(name: str, res: dict[str, Any], done: int, total: int) -> None:
         if args.quiet:
@@ -118,7 +128,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"[{done}/{total}] {name}: {res['status']}{err}", flush=True)
 
     sr = run_sweep(path, params, seeds=seeds, out=args.out, jobs=args.jobs, scheduler=args.scheduler,
-                   plots=not args.no_plots, x=args.x, on_point=on_point)
+                   plots=not args.no_plots, x=args.x, warmup=warmup, on_point=on_point)
     how = (f"{sr.ran} run now on {sr.where}" + (f", {sr.skipped} already done" if sr.skipped else "")
            if sr.ran else "all already done")
     print(f"sweep of {path}: {len(sr.rows)} run(s) ({how}) in {sr.wall_s:.1f} s")

@@ -87,9 +87,14 @@ def run_sweep(
     executor: Any = None,
     plots: bool = True,
     x: str | None = None,
+    warmup: int = 0,
     on_point: OnPoint | None = None,
 ) -> SweepResult:
-    """Run the grid of ``params`` (× ``seeds``; default: the scenario's own seed) and write the table and plots."""
+    """Run the grid of ``params`` (× ``seeds``; default: the scenario's own seed) and write the table and plots.
+
+    ``warmup`` (virtual ns): will-it-scale ops/s count from then on (each task's window starts
+    no earlier), as will-it-scale discards its first intervals.
+    """
     from ..scenario import ScenarioError, load_scenario
 
     path = Path(scenario)
@@ -151,7 +156,7 @@ def run_sweep(
         row["status"] = res["status"]
         row["error"] = res.get("error") or ""
         row["dir"] = point_name(list(zip(labels, combo)), seed)
-        row.update(figures_of(res.get("run")))
+        row.update(figures_of(res.get("run"), warmup_ns=warmup))
         rows.append(row)
     columns = _columns(ps, rows)
     sr = SweepResult(d, ps, seed_list, rows, columns, ran=len(todo), skipped=skipped,

@@ -19,12 +19,12 @@ class CostModel:
     """Per-operation costs in nanoseconds (integers: virtual time is integral)."""
 
     # --- CPU and scheduling -------------------------------------------------
-    context_switch: int = 1500        # switch_to() between two threads on one CPU
+    context_switch: int = 895         # switch_to() between two threads on one CPU
     timeslice: int = 4_000_000        # CFS-like slice before a waiting thread preempts
-    syscall_entry: int = 100          # entry + exit of a system call
+    syscall_entry: int = 87           # entry + exit of a system call
     # --- locks and cache coherence -----------------------------------------
-    lock_acquire: int = 20            # an uncontended atomic lock/unlock pair
-    cacheline_bounce: int = 120       # a lock's cache line moving to another CPU
+    lock_acquire: int = 7             # an uncontended atomic lock/unlock pair
+    cacheline_bounce: int = 181       # a lock's cache line moving to another CPU
     spin_handoff: int = 60            # a ticket spinlock noticing its turn
     sleep_wakeup: int = 2000          # waking a task blocked on a sleeping lock (try_to_wake_up)
     # --- interrupts ---------------------------------------------------------
@@ -37,13 +37,13 @@ class CostModel:
     tlb_flush_one: int = 120          # INVLPG of one page
     tlb_flush_all: int = 400          # a full TLB flush (CR3 write)
     # --- page allocator -----------------------------------------------------
-    pcp_list_op: int = 25             # take or put a page on a per-CPU list
+    pcp_list_op: int = 83             # take or put a page on a per-CPU list
     buddy_op: int = 40                # one split or one merge step in the buddy lists
     zone_watermark_check: int = 10    # zone_watermark_ok()
-    clear_page: int = 350             # clear_page() of 4 KiB
-    copy_page: int = 700              # copy_page() of 4 KiB
+    clear_page: int = 468             # clear_page() of 4 KiB
+    copy_page: int = 602              # copy_page() of 4 KiB
     # --- faults -------------------------------------------------------------
-    fault_entry: int = 600            # exception entry, find_vma, handle_mm_fault overhead
+    fault_entry: int = 291            # exception entry, find_vma, handle_mm_fault overhead
     # --- page cache, block layer, writeback (mm/filemap.c, block/, fs/) ------
     pagecache_lookup: int = 40        # one xarray lookup in mapping->i_pages (RCU walk)
     pagecache_insert: int = 150       # __filemap_add_folio / __filemap_remove_folio: xarray store + counters
