@@ -83,7 +83,7 @@ from .block import (
     submit_bio,
 )
 from .fs import I_DIRTY, I_DIRTY_PAGES, I_FREEING, I_NEW, I_SYNC, I_WILL_FREE
-from .page import PG_active, PG_dirty, PG_lru, PG_reclaim, PG_unevictable, PG_writeback, PAGE_SHIFT, Page
+from .page import PG_active, PG_dirty, PG_locked, PG_lru, PG_reclaim, PG_unevictable, PG_writeback, PAGE_SHIFT, Page
 from .pagemap import WAIT_WRITEBACK, AddressSpace, folio_lock, folio_unlock, mapping_set_error
 from .zone import (
     NR_ACTIVE_FILE,
@@ -500,13 +500,17 @@ def folio_end_writeback(kernel: Any, page: Page, err: int, who: Any = None) -> N
 
 
 def folio_rotate_reclaimable(kernel: Any, page: Page) -> None:
-    """``folio_rotate_reclaimable``: a page reclaim wrote goes to the tail of the inactive list (pgrotated)."""
+    """``folio_rotate_reclaimable`` + ``lru_move_tail`` (mm/swap.c): a page reclaim marked for immediate
+    reclaim goes to the tail of the inactive list when its writeback ends (active or not), unless it is
+    locked, dirty again or unevictable (pgrotated)."""
     f = page.flags
-    if f & (1 << PG_lru) and not f & ((1 << PG_active) | (1 << PG_unevictable) | (1 << PG_dirty)):
-        lruvec = page.zone.zone_pgdat.lruvec
-        lruvec.del_folio(page)
-        lruvec.add_folio_tail(page)
-        kernel.vmstat["pgrotated"] += 1
+    if f & ((1 << PG_locked) | (1 << PG_dirty) | (1 << PG_unevictable)) or not f & (1 << PG_lru):
+        return
+    lruvec = page.zone.zone_pgdat.lruvec
+    lruvec.del_folio(page)
+    page.flags &= ~(1 << PG_active)
+    lruvec.add_folio_tail(page)
+    kernel.vmstat["pgrotated"] += 1
 
 
 async def folio_wait_writeback(th: "Thread", page: Page) -> None:

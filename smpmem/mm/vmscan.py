@@ -53,7 +53,11 @@ mappings make ``try_to_unmap`` fail), no demotion, no lazyfree, no large
 folios, no ``throttle_direct_reclaim`` (PFMEMALLOC throttling for network
 swap), no ``mm_vmscan_throttled`` event. ``reclaim_throttle`` for writeback
 is woken early only by swap writeback completions (file completions are the
-writeback module's: the throttled task then waits its HZ/10).
+writeback module's: the throttled task then waits its HZ/10). kswapd is
+created at boot but started by its node's first ``wakeup_kswapd`` (the
+model cannot run threads at boot), so that first wake-up skips the attempt
+to sleep. The events are logged as the kernel would; the stall of a direct
+reclaimer is its own virtual time, nothing is added for it.
 
 Locks: ``lruvec->lru_lock`` (irqsave) around isolation and putback only;
 shrink_folio_list holds the page lock (PG_locked, a trylock) of the folio it
@@ -504,9 +508,33 @@ def move_folios_to_lru(th: Thread, lruvec: LruVec, folios: list[Page]) -> tuple[
 
 
 async def _lock_lru(th: Thread, lruvec: LruVec, site: str) -> None:
-    """Take ``lru_lock`` unless this (dying) thread still holds it from an interrupted release."""
-    if lruvec.lru_lock.owner is not th:
-        await lruvec.lru_lock.acquire_irqsave(th, site=site)
+    """``spin_lock_irq(&lruvec->lru_lock)`` for a putback, also on the way out of a killed reclaimer.
+
+    A thread killed while it paid for a critical section still holds the lock
+    (and its interrupts are still off): it goes on with it.
+    """
+    lock = lruvec.lru_lock
+    if lock.owner is not th:
+        await lock.acquire_irqsave(th, site=site)
+
+
+async def _unlock_lru(th: Thread, lruvec: LruVec) -> None:
+    """``spin_unlock_irq``; a kill while paying for the critical section still releases the lock and irqs.
+
+    Interrupts are re-enabled only if still disabled: at the end of a run the
+    cleanup of another thread on this CPU may have enabled them already.
+    """
+    lock = lruvec.lru_lock
+    try:
+        await lock.release(th)
+    except BaseException:
+        if lock.owner is th:
+            lock._release(th)
+        if th.cpu.irq_depth > 0:
+            await th.local_irq_enable()
+        raise
+    if th.cpu.irq_depth > 0:
+        await th.local_irq_enable()
 
 
 async def _free_folios(th: Thread, pages: list[Page]) -> None:
@@ -521,7 +549,7 @@ async def putback_isolated(th: Thread, lruvec: LruVec, folios: list[Page], file:
         return
     await _lock_lru(th, lruvec, "move_folios_to_lru+0x10f/0x3d0")
     _, free = move_folios_to_lru(th, lruvec, folios)
-    await lruvec.lru_lock.release_irqrestore(th)
+    await _unlock_lru(th, lruvec)
     await _free_folios(th, free)
 
 
@@ -804,7 +832,7 @@ async def shrink_inactive_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: 
     vm["pgscan_kswapd" if sc.kswapd else "pgscan_direct"] += nr_scanned
     vm["pgscan_file" if file else "pgscan_anon"] += nr_scanned
     try:
-        await lock.release_irqrestore(th)
+        await _unlock_lru(th, lruvec)
     except BaseException:
         pgdat.vm_stat[iso] -= nr_taken
         await putback_isolated(th, lruvec, folio_list, file)
@@ -822,7 +850,7 @@ async def shrink_inactive_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: 
         pgdat.vm_stat[iso] -= nr_taken
         vm["pgsteal_kswapd" if sc.kswapd else "pgsteal_direct"] += nr_reclaimed
         vm["pgsteal_file" if file else "pgsteal_anon"] += nr_reclaimed
-        await lock.release_irqrestore(th)
+        await _unlock_lru(th, lruvec)
         await _free_folios(th, free)
     lru_note_cost(lruvec, file, stat.nr_pageout, nr_scanned - nr_reclaimed)
     if stat.nr_unqueued_dirty == nr_taken:
@@ -846,7 +874,6 @@ async def shrink_inactive_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: 
 
 async def shrink_active_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: ScanControl, lru: int) -> None:
     """``shrink_active_list``: move folios from an active list to the inactive one, unless still in use."""
-
     k = th.machine
     file = is_file_lru(lru)
     pgdat = lruvec.pgdat
@@ -862,7 +889,7 @@ async def shrink_active_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: Sc
     l_inactive: list[Page] = []
     nr_rotated = 0
     try:
-        await lock.release_irqrestore(th)
+        await _unlock_lru(th, lruvec)
         while l_hold:
             page = l_hold.pop(0)
             th.pending += k.costs.lru_isolate
@@ -884,7 +911,7 @@ async def shrink_active_list(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: Sc
         nr_deactivate, free2 = move_folios_to_lru(th, lruvec, l_inactive + l_hold)
         k.vmstat["pgdeactivate"] += len(l_inactive)
         pgdat.vm_stat[iso] -= nr_taken
-        await lock.release_irqrestore(th)
+        await _unlock_lru(th, lruvec)
         await _free_folios(th, free1 + free2)
     if nr_rotated:
         lru_note_cost(lruvec, file, 0, nr_rotated)
