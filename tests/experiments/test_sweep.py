@@ -12,6 +12,7 @@ import pytest
 
 from conftest import BROKEN
 from smpmem.experiments import ExperimentError, parse_param, parse_seeds, run_sweep
+from smpmem.experiments._common import figures_of
 from smpmem.experiments.cli import add_commands
 
 
@@ -114,6 +115,8 @@ class TestSweep:
         assert one["ops"] > 100 and 1.6 < two["ops_per_sec"] / one["ops_per_sec"] < 2.1
         cfg = orjson.loads((sr.dir / two["dir"] / "run.json").read_bytes())
         assert cfg["config"]["process"][0]["params"]["tasks"] == 2 and cfg["wis"]["tasks"]
+        late = figures_of(cfg, warmup_ns=300_000)  # --warmup: the windows start later, fewer operations count
+        assert 0 < late["ops"] < two["ops"] and late["ops_per_sec"] > 0
 
     def test_a_failing_point_does_not_sink_the_sweep_and_rerun_skips_done_points(self, tmp_path):
         """A point failing in the model and one that cannot boot are rows with their errors; a re-run skips done points."""
