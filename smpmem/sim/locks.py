@@ -348,7 +348,11 @@ class SpinLock(_Lock):
         if th.pending:
             th.runtime_ns += th.pending
             p, th.pending = th.pending, 0
-            await th.sim.sleep(p)
+            try:
+                await th.sim.sleep(p)
+            except BaseException:
+                self._release(th)  # killed while paying for the critical section: its work is done, let go
+                raise
         self._release(th)
 
     def _release(self, th: "Thread") -> None:
@@ -382,8 +386,10 @@ class SpinLock(_Lock):
 
     async def release_irqrestore(self, th: "Thread") -> None:
         """``spin_unlock_irqrestore``: release, then run the IPIs that waited."""
-        await self.release(th)
-        await th.local_irq_enable()
+        try:
+            await self.release(th)
+        finally:
+            await th.local_irq_enable()
 
     def force_release(self, th: "Thread") -> None:
         """Release on behalf of a dying thread (its cleanup did not)."""
@@ -436,7 +442,11 @@ class Mutex(_Lock):
 
     async def release(self, th: "Thread") -> None:
         if th.pending:
-            await th.sync()
+            try:
+                await th.sync()
+            except BaseException:
+                self._release(th)  # killed while paying for the critical section: let go
+                raise
         self._release(th)
 
     def _release(self, th: "Thread") -> None:
@@ -543,12 +553,20 @@ class RWSemaphore(_Lock):
 
     async def up_read(self, th: "Thread") -> None:
         if th.pending:
-            await th.sync()
+            try:
+                await th.sync()
+            except BaseException:
+                self._up(th, READ)  # killed while paying for the critical section: let go
+                raise
         self._up(th, READ)
 
     async def up_write(self, th: "Thread") -> None:
         if th.pending:
-            await th.sync()
+            try:
+                await th.sync()
+            except BaseException:
+                self._up(th, WRITE)  # killed while paying for the critical section: let go
+                raise
         self._up(th, WRITE)
 
     def _up(self, th: "Thread", read: bool) -> None:
