@@ -8,7 +8,6 @@ import sys
 import tomllib
 
 import orjson
-import pytest
 
 from conftest import BROKEN, ROOT
 from smpmem.experiments.cli import add_commands
