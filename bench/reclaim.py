@@ -1,15 +1,14 @@
 """Benchmark of reclaim under sustained pressure: pages reclaimed and events per wall-clock second.
 
-    python -m bench.reclaim [--ram 4GiB] [--duration 1500ms] [--events '*'] [--keep DIR]
+    python -m bench.reclaim [--ram 4GiB] [--duration 2200ms] [--events '*'] [--keep DIR]
 
 A 4 GiB machine (4 CPUs, an NVMe-class disk with a 2 GiB swap area and a
-1 GiB file) runs, with every event logged to a real file and the invariant checks off
-(the speed of a measurement run): two "stream" processes reading a 1 GiB
-file over and over (page cache that has to be reclaimed and read again),
-an "anon" process that writes 2 GiB of anonymous memory every 150 ms and a
-"churn" process that writes another 1 GiB every 30 ms: more than the RAM
-in all, so anonymous pages idle between passes are swapped out and faulted
-back in. Once memory is full, kswapd reclaims in the background and
+512 MiB file) runs, with every event logged to a real file and the invariant checks off
+(the speed of a measurement run): a "reader" reading a 512 MiB file once (clean
+page cache, reclaimed first), an "anon" process that writes 2.5 GiB of
+anonymous memory every 300 ms and a "churn" process that writes another
+1.5 GiB every 60 ms: more than the RAM in all, so anonymous pages idle
+between passes are swapped out and faulted back in. Once memory is full, kswapd reclaims in the background and
 the allocating processes stall in direct reclaim as well. Prints the
 virtual time simulated, the wall time, the reclaim counters
 (pgscan/pgsteal for kswapd and direct reclaim, allocstall, pswpout,
@@ -49,16 +48,15 @@ duration = "{duration}"
 seed = 1
 debug_vm = false
 [[process]]
-name = "stream"
-count = 2
-program = [ {{ op = "loop", count = 100, body = [ {{ op = "read", file = "/data/stream" }} ] }} ]
+name = "reader"
+program = [ {{ op = "read", file = "/data/stream" }} ]
 [[process]]
 name = "anon"
 program = [
   {{ op = "mmap", name = "ws", size = "{anon}" }},
   {{ op = "loop", count = 100, body = [
       {{ op = "touch", region = "ws", write = true }},
-      {{ op = "sleep", ns = "150ms" }},
+      {{ op = "sleep", ns = "300ms" }},
   ] }},
 ]
 [[process]]
@@ -68,7 +66,7 @@ program = [
   {{ op = "mmap", name = "buf", size = "{churn}" }},
   {{ op = "loop", count = 1000, body = [
       {{ op = "touch", region = "buf", write = true }},
-      {{ op = "sleep", ns = "30ms" }},
+      {{ op = "sleep", ns = "60ms" }},
   ] }},
 ]
 '''
@@ -112,14 +110,14 @@ def _attach_sampler(kernel: Any, samples: list[tuple[int, float, int, int]], eve
     kernel.run = run
 
 
-def run(ram: str = "4GiB", duration: str = "1500ms", events: str = "*", keep: Path | None = None) -> dict[str, Any]:
+def run(ram: str = "4GiB", duration: str = "2200ms", events: str = "*", keep: Path | None = None) -> dict[str, Any]:
     """One run; its figures, over the whole run and over the window of sustained pressure."""
     from smpmem.run import run_scenario
     from smpmem.scenario import parse_scenario
 
     ram_b = _bytes(ram)
-    text = SCENARIO.format(ram=ram, swap=f"{ram_b // 2 >> 20}MiB", file=f"{ram_b // 4 >> 20}MiB",
-                           anon=f"{ram_b // 2 >> 20}MiB", churn=f"{ram_b // 4 >> 20}MiB", churn_start="50ms",
+    text = SCENARIO.format(ram=ram, swap=f"{ram_b // 2 >> 20}MiB", file=f"{ram_b // 8 >> 20}MiB",
+                           anon=f"{ram_b * 5 // 8 >> 20}MiB", churn=f"{ram_b * 3 // 8 >> 20}MiB", churn_start="50ms",
                            duration=duration)
     sc = parse_scenario(text, overrides={"run.events": events})
     samples: list[tuple[int, float, int, int]] = []
@@ -150,7 +148,7 @@ def run(ram: str = "4GiB", duration: str = "1500ms", events: str = "*", keep: Pa
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.reclaim", description=__doc__.splitlines()[0])
     ap.add_argument("--ram", default="4GiB", help="RAM of the machine (the file is as large; swap half of it)")
-    ap.add_argument("--duration", default="1500ms", help="virtual time to simulate")
+    ap.add_argument("--duration", default="2200ms", help="virtual time to simulate")
     ap.add_argument("--events", default="*", help="events to log (trace-cmd -e globs)")
     ap.add_argument("--keep", type=Path, help="write the run directory here and keep it")
     args = ap.parse_args([] if argv is None else argv)  # main() from `python -m bench`: the defaults
