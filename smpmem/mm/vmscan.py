@@ -661,7 +661,6 @@ async def shrink_folio_list(th: Thread, folio_list: list[Page], pgdat: PglistDat
     todo = folio_list[::-1]  # pop() takes from the front: lru_to_folio
     folio_list.clear()
     is_kswapd = sc.kswapd
-    pgdat_flags = pgdat.flags
     try:
         while todo:
             page = todo.pop()
