@@ -188,18 +188,22 @@ def pte_lockptr(mm: MmStruct, ptp: PtePage) -> SpinLock:
 
 
 async def _pgtable_alloc(th: "Thread", mm: MmStruct) -> Page | None:
-    """``pagetable_alloc`` + ``pagetable_pte_ctor``: a zeroed page counted in PageTables / VmPTE."""
+    """``pagetable_alloc`` + ``pagetable_pte_ctor``: a zeroed page counted in PageTables.
+
+    The mm's ``pgtables_bytes`` (VmPTE) counts a table only once it is
+    installed (``mm_inc_nr_ptes`` in ``pmd_install``, under the page_table_lock):
+    a table that lost the install race was never the mm's.
+    """
     page = await alloc_pages(th, GFP_PGTABLE_USER, 0)
     if page is None:
         return None
     mod_node_page_state(page.zone.zone_pgdat, NR_PAGETABLE, 1)
-    mm.pgtables_bytes += 1 << PAGE_SHIFT
     return page
 
 
 async def _pgtable_free(th: "Thread", mm: MmStruct, page: Page) -> None:
+    """``pagetable_dtor`` + free: a table already out of the mm (uncounted from VmPTE when it was removed)."""
     mod_node_page_state(page.zone.zone_pgdat, NR_PAGETABLE, -1)
-    mm.pgtables_bytes -= 1 << PAGE_SHIFT
     await free_pages_(th, page, 0)
 
 
@@ -258,10 +262,12 @@ async def pte_alloc(th: "Thread", mm: MmStruct, vpn: int) -> PtePage | None:
             spare.append(p)
         else:
             d[i] = p
+            mm.pgtables_bytes += 1 << PAGE_SHIFT  # mm_inc_nr_pmds / mm_inc_nr_puds
     ptp = mm.ptes.get(idx)
     if ptp is None:
         ptl = SpinLock(k, "ptlock_ptr(ptdesc)") if k.tunables.split_ptlock else mm.page_table_lock
         ptp = mm.ptes[idx] = PtePage(page, idx, ptl)
+        mm.pgtables_bytes += 1 << PAGE_SHIFT  # mm_inc_nr_ptes
     else:
         spare.append(page)
     th.charge(k.costs.pte_op)
@@ -1029,6 +1035,7 @@ def free_pgtables(tlb: MmuGather, floor: int, ceiling: int, start: int, end: int
                     continue
                 page = table[idx]
             del table[idx]
+            mm.pgtables_bytes -= 1 << PAGE_SHIFT  # mm_dec_nr_ptes / _pmds / _puds
             tlb.tables.append(page)
             tlb.freed_tables = True
 

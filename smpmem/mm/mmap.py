@@ -969,21 +969,26 @@ async def do_vmi_align_munmap(th: "Thread", mm: MmStruct, vma: VmAreaStruct, sta
     prev, nxt = prev_next(mm, victims[0])
     nxt = prev_next(mm, victims[-1])[1]
     update_hiwater_vm(mm)
-    for v in victims:
-        vma_unlink_tree(mm, v)
-        v.detached = True
-        th.charge(k.costs.vma_op)
-    floor = prev.vm_end if prev is not None else 0
-    ceiling = nxt.vm_start if nxt is not None else USER_PGTABLES_CEILING
-    await unmap_region(th, mm, victims, floor, ceiling)
-    for v in victims:
-        pages = v.pages()
-        vm_stat_account(mm, v.vm_flags, -pages)
-        if v.vm_flags & VM_LOCKED:
-            mm.locked_vm -= pages
-        if v.vm_flags & VM_ACCOUNT:
-            vm_unacct_memory(k, mm, pages)
-        await remove_vma(th, v)
+    # From here on the work cannot be left half done: detached VMAs are no longer
+    # in the tree that exit_mmap walks, so their PTEs must be zapped and their
+    # tables freed by this call. A kill waits for the end (the kernel's munmap
+    # has no killable wait either).
+    with th.sim.uninterruptible(th):
+        for v in victims:
+            vma_unlink_tree(mm, v)
+            v.detached = True
+            th.charge(k.costs.vma_op)
+        floor = prev.vm_end if prev is not None else 0
+        ceiling = nxt.vm_start if nxt is not None else USER_PGTABLES_CEILING
+        await unmap_region(th, mm, victims, floor, ceiling)
+        for v in victims:
+            pages = v.pages()
+            vm_stat_account(mm, v.vm_flags, -pages)
+            if v.vm_flags & VM_LOCKED:
+                mm.locked_vm -= pages
+            if v.vm_flags & VM_ACCOUNT:
+                vm_unacct_memory(k, mm, pages)
+            await remove_vma(th, v)
     return 0
 
 

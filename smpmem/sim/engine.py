@@ -36,7 +36,8 @@ import heapq
 import math
 import random
 import types
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, final
 
 import outcome
@@ -158,7 +159,7 @@ class Actor:
 
     __slots__ = (
         "sim", "uid", "name", "task", "go", "token", "waiting_on", "killed",
-        "dying", "done", "scope", "result", "daemon", "__weakref__",
+        "dying", "done", "scope", "result", "daemon", "nokill", "kill_deferred", "__weakref__",
     )
 
     def __init__(self, sim: "Simulator", name: str, daemon: bool = False) -> None:
@@ -175,6 +176,8 @@ class Actor:
         self.scope = trio.CancelScope()
         self.result: Any = None
         self.daemon = daemon  # a kernel daemon: the run completes without waiting for it
+        self.nokill = 0  # depth of uninterruptible sections: a kill waits for the outermost to end
+        self.kill_deferred = False  # kill() came during an uninterruptible section
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} #{self.uid}>"
@@ -325,6 +328,9 @@ class Simulator:
         if (not heap or t < heap[0][0]) and self.stop_requested is None and not actor.killed:
             self.now = t  # still the earliest: continue without a switch
             return
+        if actor.kill_deferred and actor.killed:  # a kill held back by an uninterruptible section
+            actor.kill_deferred = False
+            yield from self._deliver_kill(actor).__await__()
         self._seq += 1
         seq = self._seq
         if self.pct is not None:  # schedule exploration (see _push)
@@ -370,6 +376,10 @@ class Simulator:
     def block(self, actor: Actor, on: WaitList) -> Generator[Any, Any, None]:
         """Block ``actor`` (the running one) on a wait list until :meth:`wake`."""
         assert actor is self.current, f"{actor!r} blocks but {self.current!r} is running"
+        if actor.kill_deferred and actor.killed:  # a kill held back by an uninterruptible section
+            actor.kill_deferred = False
+            on.remove_waiter(actor)  # the caller queued it there: forget it, as kill() would
+            yield from self._deliver_kill(actor).__await__()
         actor.waiting_on = on
         self._hand_off()
         if _TRAP is None:  # pragma: no cover
@@ -397,6 +407,9 @@ class Simulator:
         for a in sorted(actors, key=lambda a: a.uid):
             if a.done or a.killed:
                 continue
+            if a.nokill:
+                a.kill_deferred = True  # delivered when its uninterruptible section ends
+                continue
             a.killed = True
             a.scope.cancel()
             if a is self.current:
@@ -405,6 +418,25 @@ class Simulator:
                 a.waiting_on.remove_waiter(a)
                 a.waiting_on = None
             self._push(a, self.now)
+
+    @contextmanager
+    def uninterruptible(self, actor: Actor) -> Iterator[None]:
+        """A section of ``actor``'s code that a kill does not cut short.
+
+        Kernel code is not interrupted by a fatal signal: SIGKILL acts at the
+        return to user space or in a ``_killable`` wait. Most of the model
+        lets a kill land at the next wait (its cleanup then undoes what was
+        half done); a section that cannot be undone half-way (munmap after the
+        VMAs are detached) runs to its end here, and a kill that came meanwhile
+        is delivered then, at the actor's next wait.
+        """
+        actor.nokill += 1
+        try:
+            yield
+        finally:
+            actor.nokill -= 1
+            if not actor.nokill and actor.kill_deferred:
+                self.kill([actor])  # kill_deferred stays set: the next wait raises at once
 
     def request_stop(self, reason: str) -> None:
         """Ask the driver to end the run at the next hand-off (interrupt, failure)."""

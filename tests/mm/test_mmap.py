@@ -160,3 +160,37 @@ class TestBrk:
         assert heap == [(start, start + M.PAGE_ALIGN(50000))]
         assert r3 == start + 50000  # below start_brk: the old break comes back
         assert r4 == start + 4096 and heap2 == [(start, start + 4096)]
+
+
+class TestKilledInMunmap:
+    def test_a_kill_waits_for_munmap_to_finish(self) -> None:
+        """The end of a run kills threads mid-munmap (PCT order, seeds 1-3): no PTE of a detached VMA is left.
+
+        Before munmap ran uninterruptibly after detaching the VMAs, the last
+        thread's exit_mmap failed in free_pgtables on the left-over PTEs.
+        """
+        from smpmem.kernel import Kernel
+        from smpmem.scenario import parse_scenario
+        from smpmem.workload import start_processes
+
+        from mm_support import run
+
+        toml = """
+[machine]
+cpus = 2
+ram = "4GiB"
+[tunables]
+per_vma_lock = true
+[run]
+duration = "20ms"
+schedule = "pct"
+events = []
+[[process]]
+name = "pf1"
+builtin = "page_fault1"
+params = { mode = "threads", tasks = 2, size = "16MiB" }
+"""
+        for seed in (1, 2, 3):
+            k = Kernel(parse_scenario(toml, overrides={"run.seed": seed}))
+            assert run(k, start_processes, until=20_000_000) == "timeout"
+

@@ -168,6 +168,54 @@ class TestKill:
         assert await sim.run(main) == "completed"
         assert log == [("cleanup done", 40), ("killer", 110)]
 
+    async def test_uninterruptible_section_defers_a_kill_to_its_end(self):
+        """A kill during an uninterruptible section lands at the first wait after it, not inside it."""
+        sim = Simulator()
+        log: list[tuple[str, int]] = []
+
+        async def victim() -> None:
+            try:
+                with sim.uninterruptible(sim.current):
+                    await sim.sleep(50)  # killed at 10: the section goes on
+                    log.append(("section done", sim.now))
+                await sim.sleep(1_000)  # the deferred kill lands here
+                log.append(("not reached", sim.now))
+            finally:
+                log.append(("unwound", sim.now))
+
+        async def killer(v: Actor) -> None:
+            await sim.sleep(10)
+            sim.kill([v])
+            log.append(("killer", sim.now))
+
+        async def main(sim: Simulator) -> None:
+            v = sim.spawn(Actor(sim, "victim"), victim)
+            sim.spawn(Actor(sim, "killer"), killer, v)
+
+        assert await sim.run(main) == "completed"
+        assert log == [("killer", 10), ("section done", 50), ("unwound", 50)]
+
+    async def test_teardown_waits_for_an_uninterruptible_section(self):
+        """The end of a run kills an actor inside an uninterruptible section only after the section."""
+        sim = Simulator()
+        log: list[tuple[str, int]] = []
+
+        async def victim() -> None:
+            await sim.sleep(90)
+            try:
+                with sim.uninterruptible(sim.current):
+                    await sim.sleep(40)
+                    log.append(("section done", sim.now))
+                await sim.sleep(1_000)
+            finally:
+                log.append(("unwound", sim.now))
+
+        async def main(sim: Simulator) -> None:
+            sim.spawn(Actor(sim, "victim"), victim)
+
+        assert await sim.run(main, until=100) == "timeout"
+        assert log == [("section done", 130), ("unwound", 130)]
+
     async def test_until_times_out_and_kills_everything(self):
         """A run with ``until`` ends with status timeout at that instant and every actor unwinds there."""
         sim = Simulator()
