@@ -1390,6 +1390,11 @@ def mm_init(kernel: Any) -> None:
     kernel.vm_committed_as = 0
     pa.meminfo_sources.register("vm_committed_as", lambda: kernel.vm_committed_as)
     kernel.add_check("mm:rss-and-mapcounts", lambda: check_mm_quiescent(kernel))
+    wb = getattr(kernel, "writeback", None)
+    if wb is not None:
+        from .rmap import folio_mkclean
+
+        wb.folio_mkclean = folio_mkclean  # folio_clear_dirty_for_io write-protects shared mappings
 
 
 def _walk_mm(k: Any, mm: MmStruct) -> tuple[list[int], dict[int, int]]:

@@ -26,8 +26,10 @@ the rmap of a page (``folio_add_new_anon_rmap``, ``folio_add_file_rmap_pte``,
 ``folio_remove_rmap_pte``, fork's ``folio_try_dup_anon_rmap_pte``) with
 ``NR_ANON_MAPPED`` / ``NR_FILE_MAPPED``; ``rmap_walk`` over an anon_vma or a
 file's ``i_mmap``; ``folio_referenced`` (test-and-clear the young bits; x86
-flushes no TLB for that) and ``try_to_unmap`` (immediate flush, or batched
-with ``try_to_unmap_flush`` as reclaim does).
+flushes no TLB for that), ``try_to_unmap`` (immediate flush, or batched
+with ``try_to_unmap_flush`` as reclaim does) and ``folio_mkclean``
+(writeback write-protects shared file mappings, so later stores fault and
+dirty the page again).
 
 Simplified: no KSM, no migration entries, no large folios, no mlock
 bookkeeping (a VM_LOCKED mapping makes try_to_unmap fail).
@@ -375,6 +377,58 @@ async def folio_referenced(th: "Thread", page: Page) -> tuple[int, int]:
     return referenced, vm_flags
 
 
+async def folio_mkclean(th: "Thread", page: Page) -> int:
+    """``folio_mkclean``: write-protect and clean every shared-mapping PTE of a file page; how many were.
+
+    Called by writeback before the I/O starts (``folio_clear_dirty_for_io``),
+    with the page locked. Takes the mapping's ``i_mmap_rwsem`` for read and
+    each PTE's lock; each PTE that is writable or dirty is cleared and flushed
+    on every CPU that may cache it (``ptep_clear_flush``: a shootdown), then
+    set again read-only and clean (``page_vma_mkclean_one``), so the next
+    store through the mapping faults (``wp_page_shared``) and dirties the
+    page again. Private mappings are skipped (``invalid_mkclean_vma``): their
+    writes go to copies.
+    """
+    from .memory import _PAGE_DIRTY, _PAGE_RW, ptep_clear_flush, pte_lockptr, pte_maps, set_pte
+    from .mmap import VM_SHARED
+
+    mapping = page.mapping
+    if mapping is None or type(mapping) is AnonVma:
+        return 0
+    lock = _rmap_lock(page)
+    if lock is not None:
+        await lock.down_read(th, site="folio_mkclean")
+    cleaned = 0
+    try:
+        for vma in _candidate_vmas(page):
+            if not vma.vm_flags & VM_SHARED:
+                continue
+            addr = vma_address(page, vma)
+            th.charge(th.machine.costs.rmap_op)
+            if addr is None:
+                continue
+            mm = vma.vm_mm
+            vpn = addr >> 12
+            ptp = mm.ptes.get(vpn >> 9)
+            if ptp is None:
+                continue
+            ptl = pte_lockptr(mm, ptp)
+            await ptl.acquire(th, site="page_vma_mkclean_one")
+            try:
+                pte = ptp.ptes.get(vpn, 0)
+                if not pte_maps(mm, vpn, page.pfn) or not pte & (_PAGE_RW | _PAGE_DIRTY):
+                    continue
+                pte = await ptep_clear_flush(th, mm, ptp, vpn)
+                set_pte(mm, ptp, vpn, pte & ~(_PAGE_RW | _PAGE_DIRTY))  # pte_wrprotect(pte_mkclean(entry))
+                cleaned += 1
+            finally:
+                await ptl.release(th)
+    finally:
+        if lock is not None:
+            await lock.up_read(th)
+    return cleaned
+
+
 class TlbUbc:
     """``struct tlbflush_unmap_batch``: reclaim's deferred flush (``TTU_BATCH_FLUSH``)."""
 
@@ -510,7 +564,7 @@ async def try_to_unmap(th: "Thread", page: Page, ubc: TlbUbc | None = None) -> b
 __all__ = [
     "AnonVma", "LOCK_ORDER", "PageAnon", "TlbUbc", "anon_vma_clone", "anon_vma_fork", "anon_vma_prepare",
     "folio_add_file_rmap_pte", "folio_add_new_anon_rmap", "folio_dup_anon_rmap", "folio_mark_dirty",
-    "folio_referenced", "folio_remove_rmap_pte", "linear_page_index", "page_mapped", "rmap_walk_nolock",
+    "folio_mkclean", "folio_referenced", "folio_remove_rmap_pte", "linear_page_index", "page_mapped", "rmap_walk_nolock",
     "seed_lock_order", "set_tlb_ubc_flush_pending", "try_to_unmap", "try_to_unmap_flush", "unlink_anon_vmas",
     "vma_address",
 ]

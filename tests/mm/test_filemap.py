@@ -424,6 +424,54 @@ class TestSharedMapping:
         assert back == written and len(set(written)) == n and all(t > 0 for t in written)
 
 
+    def test_writeback_write_protects_so_later_stores_dirty_again(self) -> None:
+        """Writeback write-protects the shared mapping's PTEs (folio_mkclean): stores after an fsync fault,
+        dirty the pages again, and the next fsync writes them (none lost to a stale writable translation)."""
+        from mm_support import run as mm_run, spawn
+
+        from smpmem.mm import mmap as M
+        from smpmem.mm.memory import _PAGE_DIRTY, _PAGE_RW, access_pages, pte_lookup
+
+        k = fs_kernel()
+        k.mm_check_every_switch = True
+        sda = disk(k)
+        n = 8
+
+        async def body(th, proc):
+            f = await vfs_open(th, "/data")
+            addr = await M.vm_mmap(th, proc.mm, f, 0, n * 4096, M.PROT_READ | M.PROT_WRITE, M.MAP_SHARED, 0)
+            vpns = range(addr >> 12, (addr >> 12) + n)
+            assert await access_pages(th, proc.mm, vpns, True) == 0
+            assert await vfs_fsync(th, f) == 0
+            ptes_after_sync = [pte_lookup(proc.mm, v) & (_PAGE_RW | _PAGE_DIRTY) for v in vpns]
+            clean = meminfo(k)["Dirty"]
+            writes = sda.sectors_written
+            assert await access_pages(th, proc.mm, vpns, True) == 0  # faults: wp_page_shared, page_mkwrite
+            second = [f.f_mapping.i_pages[i].token for i in range(n)]
+            redirtied = meminfo(k)["Dirty"]
+            assert await vfs_fsync(th, f) == 0
+            rewritten = sda.sectors_written - writes
+            await M.vm_munmap(th, proc.mm, addr, n * 4096)
+            dropped = await drop_pagecache(th)
+            addr = await M.vm_mmap(th, proc.mm, f, 0, n * 4096, M.PROT_READ, M.MAP_SHARED, 0)
+            vpns = range(addr >> 12, (addr >> 12) + n)
+            assert await access_pages(th, proc.mm, vpns, False) == 0  # checks every token against the shadow
+            back = [f.f_mapping.i_pages[i].token for i in range(n)]
+            return ptes_after_sync, clean, redirtied, rewritten, dropped, second, back
+
+        out: list = []
+
+        async def wrapped(th, proc):
+            out.append(await body(th, proc))
+
+        mm_run(k, lambda _: spawn(k, wrapped))
+        ptes_after_sync, clean, redirtied, rewritten, dropped, second, back = out[0]
+        assert ptes_after_sync == [0] * n  # read-only and clean once written back
+        assert clean == 0 and redirtied == n * 4
+        assert rewritten == n * 8  # every page written again: 8 sectors of 512 bytes each
+        assert dropped >= n and back == second
+
+
 class TestLockOrder:
     def test_taking_i_pages_before_i_rwsem_is_reported(self) -> None:
         """The file lock order is known at boot: i_rwsem taken inside a mapping's xa_lock is an inversion."""
