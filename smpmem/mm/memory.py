@@ -341,8 +341,24 @@ async def put_page(th: "Thread", page: Page) -> None:
         page._refcount -= 1
 
 
+async def free_pages_and_swap_cache(th: "Thread", pages: list[Page]) -> None:
+    """``free_pages_and_swap_cache``: the pages an unmap gathered; a swap cache page left unmapped leaves the cache.
+
+    ``free_swap_cache`` for each: a page in the swap cache that no PTE maps
+    any more and whose slot no swap PTE references (``folio_free_swap``,
+    after a trylock) gives its slot back and leaves the cache, so the last
+    reference below frees it; then :func:`release_pages`.
+    """
+    free_swap = th.machine.mm_hooks.folio_free_swap
+    if free_swap is not None:
+        for p in pages:
+            if p.flags & (1 << PG_swapcache) and p._mapcount < 0:
+                await free_swap(th, p)
+    await release_pages(th, pages)
+
+
 async def release_pages(th: "Thread", pages: list[Page]) -> None:
-    """``free_pages_and_swap_cache`` / ``folios_put_refs``: drain this CPU's LRU batch, drop one ref each."""
+    """``release_pages`` / ``folios_put_refs``: drain this CPU's LRU batch, drop one ref each."""
     await lru_add_drain(th)
     last = []
     for p in pages:
@@ -943,7 +959,7 @@ async def tlb_flush_mmu(th: "Thread", tlb: MmuGather) -> None:
         tlb.freed_tables = False
     pages, tlb.pages = tlb.pages, []
     if pages:
-        await release_pages(th, pages)
+        await free_pages_and_swap_cache(th, pages)
     tables, tlb.tables = tlb.tables, []
     for p in tables:
         await _pgtable_free(th, tlb.mm, p)
@@ -1473,7 +1489,8 @@ def check_mm_quiescent(k: Any) -> str | None:
 __all__ = [
     "FAULT_FLAG_WRITE", "MmHooks", "MmuGather", "PtePage", "SIGBUS", "SIGKILL", "SIGSEGV", "ShmemFile",
     "VM_FAULT_MAJOR", "VM_FAULT_OOM", "VM_FAULT_RETRY", "VM_FAULT_SIGBUS", "VmFault", "access_pages",
-    "check_mm_consistency", "copy_page_range", "do_user_addr_fault", "exit_mmap", "handle_mm_fault",
+    "check_mm_consistency", "copy_page_range", "do_user_addr_fault", "exit_mmap", "free_pages_and_swap_cache",
+    "handle_mm_fault",
     "is_swap_pte", "map_anon_page", "mm_init", "pte_lookup", "pte_maps", "pte_to_swp_entry", "put_page",
     "release_pages", "swp_entry_to_pte", "unmap_region", "vm_normal_page",
 ]
