@@ -16,10 +16,17 @@ reclaim by the allocating task; pages scanned count ``mm_vmscan_lru_isolate``
 ``lru`` or by ``RECLAIM_WB_FILE`` in ``reclaim_flags``.
 
 A page fault is *major* when, between it and the end of its handling, the
-same task logs an event of :data:`MAJOR_FAULT_MARKERS` (the page had to be
-read: a page-cache miss adds the page to the cache, or a swap-in). Handling
-ends at the task's next fault or its next ``rss_stat`` (the fault mapped
-the page and changed the task's RSS counters).
+same task had to read the page, as the kernel counts ``pgmajfault``: a
+page-cache miss adds the page to the cache (``mm_filemap_add_to_page_cache``,
+filemap_fault), or a swap-cache miss reads it from swap
+(``block_bio_queue`` of a read that is neither readahead nor metadata:
+``swap_read_folio`` submits a plain ``REQ_OP_READ``, rwbs ``R``; see
+:func:`is_swapin_read`). The kernel has no swap-in tracepoint; the block
+layer's is the one a swap-in always passes. Handling ends at the task's
+next fault or at an ``rss_stat`` that grows one of its own RSS counters
+(``curr`` 1, file, anon or shmem pages: the fault mapped the page); an
+``rss_stat`` that shrinks a counter, as direct reclaim inside the fault
+logs when it unmaps the task's own pages, does not end it.
 """
 
 from __future__ import annotations
@@ -28,14 +35,29 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..trace.gfp import LRU_INACTIVE_ANON, LRU_INACTIVE_FILE, RECLAIM_WB_FILE, RECLAIM_WB_SYNC
+from ..trace.gfp import (LRU_INACTIVE_ANON, LRU_INACTIVE_FILE, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
+                         RECLAIM_WB_FILE, RECLAIM_WB_SYNC)
 
 NBINS = 240
 
-# A fault is major if its task logs one of these before the fault completes (see module doc).
-MAJOR_FAULT_MARKERS = frozenset({"mm_filemap_add_to_page_cache", "swap_readpage"})
-# Events that end the handling of a task's fault without a read (see module doc).
+# A fault is major if its task logs one of these before the fault completes (see module doc);
+# block_bio_queue only for a swap-in read (is_swapin_read).
+MAJOR_FAULT_MARKERS = frozenset({"mm_filemap_add_to_page_cache", "block_bio_queue"})
+# Events that end the handling of a task's fault without a read: an rss_stat growing a counter (see module doc).
 FAULT_DONE = frozenset({"rss_stat"})
+# rss_stat members a fault grows when it maps the page (MM_SWAPENTS only shrinks on a swap-in).
+FAULT_RSS_MEMBERS = frozenset({MM_FILEPAGES, MM_ANONPAGES, MM_SHMEMPAGES})
+
+
+def is_swapin_read(rwbs: str) -> bool:
+    """A ``block_bio_queue`` ``rwbs`` of a swap-in: a read (R) without readahead (A) or metadata (M) flags.
+
+    ``swap_read_folio`` (mm/page_io.c) submits ``REQ_OP_READ`` (``RS`` when
+    synchronous), also for swap readahead's neighbours; page-cache
+    readahead, which a *minor* file fault can start, carries
+    ``REQ_RAHEAD``, and buffer-head metadata reads ``REQ_META``.
+    """
+    return "R" in rwbs and "A" not in rwbs and "M" not in rwbs
 
 FULL_FLUSH = (-1, 2**64 - 1)  # tlb_flush pages of a full flush (TLB_FLUSH_ALL), signed or not
 
@@ -205,6 +227,7 @@ class Collector:
         # faults
         self.faults: dict[int, TaskFaults] = {}
         self._fault_open: dict[int, TaskFaults] = {}
+        self._rss_last: dict[tuple[Any, int], int] = {}  # (mm_id, member) → last rss_stat size
         # page allocator
         self.pages_alloc = 0
         self.alloc_fail = 0
@@ -494,9 +517,18 @@ class Collector:
         self._fault_task(r).kernel += 1
 
     def _fault_done(self, r: dict[str, Any], b: int) -> None:
-        self._fault_open.pop(r["pid"], None)
+        """An ``rss_stat`` ends the task's fault if it grows one of the task's own page counters."""
+        member = r.get("member")
+        key = (r.get("mm_id"), member)
+        size = r.get("size", 0)
+        last = self._rss_last.get(key)
+        self._rss_last[key] = size
+        if r.get("curr", 1) and member in FAULT_RSS_MEMBERS and (last is None or size > last):
+            self._fault_open.pop(r["pid"], None)
 
     def _major_marker(self, r: dict[str, Any], b: int) -> None:
+        if r["event"] == "block_bio_queue" and not is_swapin_read(r.get("rwbs", "")):
+            return
         t = self._fault_open.pop(r["pid"], None)
         if t is not None:
             t.major += 1

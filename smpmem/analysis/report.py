@@ -415,8 +415,8 @@ def _faults_section(run: Run, col: Collector, data: dict[str, Any]) -> Section:
             rows.append(["", f"{len(rest)} other tasks", tot, sum(t.user for _, t in rest),
                          sum(t.kernel for _, t in rest), tot - maj, maj])
         s.table(["pid", "comm", "faults", "user", "kernel", "minor", "major"], rows,
-                caption=f"Faults per {unit}; major: the page had to be read (mm_filemap_add_to_page_cache "
-                        "or a swap-in) before the fault completed", align="rlrrrrr")
+                caption=f"Faults per {unit}; major: the page had to be read (mm_filemap_add_to_page_cache, "
+                        "or a swap-in read: block_bio_queue rwbs R) before the fault completed", align="rlrrrrr")
     total = sum(t.user + t.kernel for t in col.faults.values())
     major = sum(t.major for t in col.faults.values())
     line = f"From events: {total} fault(s), {major} major."

@@ -11,6 +11,30 @@ from rundirs import SMALL_EVENTS, small_run, write_run
 from smpmem.analysis import analyze, load
 
 
+# 16 MiB written and read back in ~14 MiB of usable RAM: the read pass faults swapped-out pages back in.
+SWAPIN_TOML = """
+name = "swapin"
+[machine]
+cpus = 2
+ram = "32MiB"
+[[machine.disk]]
+name = "sda"
+preset = "ssd"
+[[machine.swap]]
+name = "/dev/sda2"
+size = "64MiB"
+[run]
+seed = 1
+[[process]]
+name = "p"
+program = [
+  { op = "mmap", name = "ws", size = "16MiB" },
+  { op = "touch", region = "ws", write = true },
+  { op = "touch", region = "ws" },
+]
+"""
+
+
 @pytest.fixture
 def report(small: Path):  # type: ignore[no-untyped-def]
     return analyze(small)
@@ -103,6 +127,50 @@ class TestOtherSections:
         assert f[100] == {"comm": "stress", "user": 2, "kernel": 0, "major": 1, "minor": 1}
         assert f[101] == {"comm": "stress", "user": 1, "kernel": 0, "major": 0, "minor": 1}
         assert "From events: 3 fault(s), 1 major. vmstat: pgfault 3, pgmajfault 1." in report.to_markdown()
+
+    def test_swapin_fault_is_major(self, tmp_path: Path) -> None:
+        """A swap-in read (block_bio_queue R) by the faulting task makes its fault major, even after reclaim shrank its RSS."""
+        from rundirs import ev
+
+        from smpmem.trace import gfp
+
+        B, K = (1, 200, "burst"), (0, 50, "kswapd0")
+        anon, swapents = gfp.MM_ANONPAGES, gfp.MM_SWAPENTS
+        bio = dict(dev=0x800000, nr_sector=8)
+        events = [
+            ev(1_000, *B, "page_fault_user", address=0x7F0000001000, ip=0x401000, error_code=6),  # minor
+            ev(1_500, *B, "rss_stat", mm_id=9, curr=1, member=anon, size=8192),
+            ev(2_000, *B, "page_fault_user", address=0x7F0000000000, ip=0x401000, error_code=4),  # swap-in
+            ev(2_100, *B, "rss_stat", mm_id=9, curr=1, member=anon, size=4096),  # direct reclaim unmaps its own page
+            ev(2_100, *B, "rss_stat", mm_id=9, curr=1, member=swapents, size=8192),
+            ev(2_200, *B, "block_bio_queue", sector=80, rwbs="W", **bio),  # ... and writes it out
+            ev(2_300, *K, "block_bio_queue", sector=88, rwbs="R", **bio),  # another task's read
+            ev(2_400, *B, "block_bio_queue", sector=96, rwbs="R", **bio),  # swap_read_folio: major
+            ev(2_500, *B, "block_bio_queue", sector=104, rwbs="R", **bio),  # swap readahead, same fault
+            ev(3_000, *B, "rss_stat", mm_id=9, curr=1, member=anon, size=8192),
+            ev(3_000, *B, "rss_stat", mm_id=9, curr=1, member=swapents, size=4096),
+            ev(4_000, *B, "page_fault_user", address=0x7F0000002000, ip=0x401000, error_code=6),  # minor
+            ev(4_100, *B, "block_bio_queue", sector=112, rwbs="RA", **bio),  # readahead does not make it major
+            ev(4_500, *B, "rss_stat", mm_id=9, curr=1, member=anon, size=12288),
+            ev(5_000, *B, "block_bio_queue", sector=120, rwbs="R", **bio),  # after the fault: read(2)
+        ]
+        run = {"scenario": "t", "seed": 1, "virtual_ns": 10_000, "counters": {"pgfault": 3, "pgmajfault": 1}}
+        rep = analyze(write_run(tmp_path / "r", events, run), plots=False)
+        assert rep.data["faults"][200] == {"comm": "burst", "user": 3, "kernel": 0, "major": 1, "minor": 2}
+        assert "From events: 3 fault(s), 1 major. vmstat: pgfault 3, pgmajfault 1." in rep.to_markdown()
+
+    def test_model_run_major_faults_agree_with_pgmajfault(self, tmp_path: Path) -> None:
+        """A model run that swaps pages out and faults them back: the report's major faults equal pgmajfault."""
+        from smpmem.run import run_scenario
+        from smpmem.scenario import parse_scenario
+
+        sc = parse_scenario(SWAPIN_TOML)
+        res = run_scenario(sc, out_dir=tmp_path / "run")
+        assert res.status == "completed", res.error
+        rep = analyze(res.dir, plots=False)
+        c = load(res.dir).counters
+        assert c["pgmajfault"] > 100 and c["pswpin"] > c["pgmajfault"]  # swap readahead read more than faulted
+        assert sum(t["major"] for t in rep.data["faults"].values()) == c["pgmajfault"]
 
     def test_faults_per_process_with_tids(self, tmp_path: Path) -> None:
         """When run.json lists each process's thread ids, faults are summed per process."""
