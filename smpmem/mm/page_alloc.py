@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from ..sim import ModelBug, Mutex
 from ..trace.events import kmem as kmem_events
+from ..trace.events import oom as oom_events
 from . import gfp as G
 from .gfp import (
     ALLOC_CPUSET,
@@ -1549,11 +1550,18 @@ async def should_reclaim_retry(pa: "PageAllocator", th: "Thread", gfp: int, orde
         no_progress_loops += 1
     ret = False
     if no_progress_loops <= MAX_RECLAIM_RETRIES:
+        tr = pa.tracer
         for zone in ac.zonelist:
-            available = pa.zone_reclaimable_pages(zone) + zone.vm_stat[NR_FREE_PAGES]
+            reclaimable = pa.zone_reclaimable_pages(zone)
+            available = reclaimable + zone.vm_stat[NR_FREE_PAGES]
+            min_wmark = zone.min_wmark_pages()
             th.pending += pa.costs.zone_watermark_check
-            if __zone_watermark_ok(pa, zone, order, zone.min_wmark_pages(), ac.highest_zoneidx,
-                                        alloc_flags, available):
+            wmark = __zone_watermark_ok(pa, zone, order, min_wmark, ac.highest_zoneidx, alloc_flags, available)
+            if tr.on[oom_events.reclaim_retry_zone.id]:
+                tr.emit(oom_events.reclaim_retry_zone, th, node=zone.zone_pgdat.node_id, zone_idx=zone.idx,
+                        order=order, reclaimable=reclaimable, available=available, min_wmark=min_wmark,
+                        no_progress_loops=no_progress_loops, wmark_check=int(wmark))
+            if wmark:
                 ret = True
                 break
         await th.sync()  # cond_resched()

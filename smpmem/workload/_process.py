@@ -83,6 +83,14 @@ async def run_leader(th: Thread, program: list[Any], siblings: list[Thread]) -> 
 
     proc = th.process
     proc.start_time = th.sim.now
+    if proc.oom_score_adj:
+        # The launcher wrote /proc/self/oom_score_adj before the exec (as systemd's OOMScoreAdjust= does).
+        from ..trace.events import oom as oom_events
+
+        tr = th.machine.tracer
+        if tr.on[oom_events.oom_score_adj_update.id]:
+            tr.emit(oom_events.oom_score_adj_update, th, task_pid=th.pid, task_comm=proc.comm,
+                    oom_score_adj=proc.oom_score_adj)
     if not await exec_mm(th, proc):
         proc.exit_code = 1  # execve failed (ENOMEM)
         return 1

@@ -78,6 +78,17 @@ class TestKill:
         for pgdat in k.page_alloc.nodes:
             assert sum(len(lst) for lst in pgdat.lruvec.lists) == 0
 
+    def test_reclaim_retry_zone_precedes_the_kill(self) -> None:
+        """should_reclaim_retry reports each zone it weighs (oom:reclaim_retry_zone); the last ones before the
+        kill fail the min-watermark check, and no_progress_loops counts up while reclaim frees nothing."""
+        k, recs = run_processes(machine(ram="48MiB", swap=None) + HOG.format(half="24MiB", extra=""))
+        kill_at = events_named(recs, "mark_victim")[0]["ts"]
+        before = [r for r in events_named(recs, "reclaim_retry_zone") if r["ts"] <= kill_at]
+        assert before, "no reclaim_retry_zone before the OOM kill"
+        assert before[-1]["wmark_check"] == 0 and before[-1]["available"] >= before[-1]["reclaimable"]
+        assert {r["node"] for r in before} == {0} and {r["zone_idx"] for r in before} <= {0, 1, 2, 3}
+        assert max(r["no_progress_loops"] for r in before) >= 1
+
     def test_without_swap(self) -> None:
         """With no swap at all, anonymous pages stay resident and the hog is killed once the file cache is gone."""
         k, recs = run_processes(machine(ram="48MiB", swap=None) + HOG.format(half="24MiB", extra=""))
@@ -102,6 +113,8 @@ program = [ { op = "mmap", name = "a", size = "4MiB" }, { op = "touch", region =
         hog = next(p for p in k.processes.values() if p.comm == "hog")
         assert "hog" not in victims and hog.exit_code in (137, None, 0)  # killed by its own failing fault, if at all
         assert k.oom.nr_no_victim >= 0
+        updates = [(r["task_comm"], r["oom_score_adj"]) for r in events_named(recs, "oom_score_adj_update")]
+        assert updates == [("small", 1000), ("hog", -1000)]  # set before each exec, in start order
 
 
 class TestAllocatingTask:
