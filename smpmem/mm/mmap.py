@@ -28,8 +28,8 @@ Modelled:
   ``mmap_min_addr`` with MAP_FIXED, EACCES for a write mapping of a file
   that is not writable.
 
-Simplified: no ``mremap``, ``madvise``, mempolicy, userfaultfd, hugetlb or
-THP; ``munmap`` keeps ``mmap_lock`` for write instead of downgrading it;
+Simplified: no ``mremap``, mempolicy, userfaultfd, hugetlb or THP;
+``madvise`` knows only MADV_DONTNEED (smpmem/workload/_madvise.py); ``munmap`` keeps ``mmap_lock`` for write instead of downgrading it;
 stacks do not grow on faults (the initial stack VMA is 132 KiB); RLIMIT_AS
 and RLIMIT_DATA are unlimited; exec maps no ELF image (only the stack), so
 VmExe and VmLib are 0.
@@ -1074,8 +1074,6 @@ async def sys_brk(th: "Thread", mm: MmStruct, brk: int) -> int:
 
 async def do_mprotect(th: "Thread", mm: MmStruct, start: int, length: int, prot: int) -> int:
     """mprotect(2): 0 or -errno (EINVAL unaligned, ENOMEM over a hole, EACCES without VM_MAY*)."""
-    from .memory import change_protection
-
     k = th.machine
     if offset_in_page(start):
         return -EINVAL
@@ -1129,13 +1127,17 @@ async def mprotect_fixup(th: "Thread", mm: MmStruct, vma: VmAreaStruct, start: i
             return -ENOMEM
         charged = pages
         newflags |= VM_ACCOUNT
+    # split_vma: each cut fails past sysctl_max_map_count or when no vm_area_struct can be had;
+    # a failure gives the charge back (mprotect_fixup's fail: label).
     if start > vma.vm_start:
-        new = await __split_vma(th, mm, vma, start)
+        new = await __split_vma(th, mm, vma, start) if mm.map_count < SYSCTL_MAX_MAP_COUNT else None
         if new is None:
+            vm_unacct_memory(k, mm, charged)
             return -ENOMEM
         vma = new
     if end < vma.vm_end:
-        if await __split_vma(th, mm, vma, end) is None:
+        if mm.map_count >= SYSCTL_MAX_MAP_COUNT or await __split_vma(th, mm, vma, end) is None:
+            vm_unacct_memory(k, mm, charged)
             return -ENOMEM
     await vma_start_write(th, vma)
     vma.vm_flags = newflags
@@ -1144,7 +1146,6 @@ async def mprotect_fixup(th: "Thread", mm: MmStruct, vma: VmAreaStruct, start: i
     vm_stat_account(mm, newflags, pages)
     await change_protection(th, vma, start, end)
     await vma_merge_neighbours(th, mm, vma)
-    del charged
     return 0
 
 

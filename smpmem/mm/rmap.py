@@ -20,12 +20,14 @@ Modelled: ``anon_vma`` with its root, parent, degree and the VMAs linked to it
 (``anon_vma_chain``: a VMA lists every anon_vma it is linked into, an
 anon_vma every VMA linked to it — the kernel's AVC objects are not separate
 here); ``anon_vma_prepare`` (reusing a neighbour's with
-``find_mergeable_anon_vma``), ``anon_vma_clone`` and ``anon_vma_fork`` with
-the reuse of an anon_vma with no VMAs and one child; ``unlink_anon_vmas``;
+``find_mergeable_anon_vma``), ``anon_vma_clone`` and ``anon_vma_fork``
+(a fork always allocates the child's anon_vma: the kernel's reuse of one
+with no VMAs and one child is not modelled); ``unlink_anon_vmas``;
 the rmap of a page (``folio_add_new_anon_rmap``, ``folio_add_file_rmap_pte``,
 ``folio_remove_rmap_pte``, fork's ``folio_try_dup_anon_rmap_pte``) with
-``NR_ANON_MAPPED`` / ``NR_FILE_MAPPED``; ``rmap_walk`` over an anon_vma or a
-file's ``i_mmap``; ``folio_referenced`` (test-and-clear the young bits; x86
+``NR_ANON_MAPPED`` / ``NR_FILE_MAPPED``; the rmap walk over an anon_vma or a
+file's ``i_mmap`` (``rmap_walk_nolock`` for checks and /proc; each user below
+walks with the locks); ``folio_referenced`` (test-and-clear the young bits; x86
 flushes no TLB for that), ``try_to_unmap`` (immediate flush, or batched
 with ``try_to_unmap_flush`` as reclaim does) and ``folio_mkclean``
 (writeback write-protects shared file mappings, so later stores fault and
@@ -41,7 +43,10 @@ import inspect
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..sim import ModelBug, RWSemaphore
+from ..trace.gfp import MM_ANONPAGES, MM_SWAPENTS
+from .mmap import VM_LOCKED, add_mm_counter
 from .page import PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_swapcache, Page
+from .tlb import FlushInfo, flush_tlb_func
 from .zone import NR_ANON_MAPPED, NR_FILE_MAPPED, mod_node_page_state
 
 if TYPE_CHECKING:
@@ -342,8 +347,7 @@ async def folio_referenced(th: "Thread", page: Page) -> tuple[int, int]:
     (``ptep_clear_flush_young``): an access that hits a cached translation
     does not set it again.
     """
-    from .memory import _PAGE_ACCESSED, pte_lockptr, pte_maps
-    from .mmap import VM_LOCKED
+    from .memory import _PAGE_ACCESSED, pte_lockptr, pte_maps  # memory imports this module
 
     lock = _rmap_lock(page)
     if lock is not None:
@@ -450,8 +454,6 @@ def set_tlb_ubc_flush_pending(ubc: TlbUbc, mm: "MmStruct") -> None:
 
 async def try_to_unmap_flush(th: "Thread", ubc: TlbUbc) -> None:
     """``try_to_unmap_flush`` / ``arch_tlbbatch_flush``: one full flush on every CPU that may cache them."""
-    from .tlb import FlushInfo, flush_tlb_func
-
     if not ubc.flush_required:
         return
     k = th.machine
@@ -496,9 +498,7 @@ async def try_to_unmap(th: "Thread", page: Page, ubc: TlbUbc | None = None) -> b
     PTE is flushed at once (``ptep_clear_flush``).
     """
     from .memory import (_PAGE_DIRTY, mm_counter_file, ptep_clear_flush, pte_lockptr, pte_maps, put_page,
-                         set_pte, swp_entry_to_pte)
-    from .mmap import VM_LOCKED, add_mm_counter
-    from ..trace.gfp import MM_ANONPAGES, MM_SWAPENTS
+                         set_pte, swp_entry_to_pte)  # memory imports this module
 
     k = th.machine
     anon = PageAnon(page)

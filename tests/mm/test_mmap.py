@@ -128,6 +128,22 @@ class TestBadInput:
                      "munmap_nothing": 0, "mprotect_hole": -M.ENOMEM, "mprotect_unaligned": -M.EINVAL,
                      "mprotect_len0": 0}
 
+    def test_mprotect_past_max_map_count_gives_the_charge_back(self) -> None:
+        """mprotect that must split a VMA at sysctl_max_map_count fails with ENOMEM and leaves
+        Committed_AS (and the VMA) as they were, though making it writable had charged it."""
+        async def body(th, proc):
+            mm, k = proc.mm, th.machine
+            a = await M.vm_mmap(th, mm, None, 0, 4 * 4096, M.PROT_READ, ANON)
+            committed = k.vm_committed_as
+            mm.map_count, real = M.SYSCTL_MAX_MAP_COUNT, mm.map_count
+            err = await M.do_mprotect(th, mm, a + 4096, 4096, M.PROT_READ | M.PROT_WRITE)
+            mm.map_count = real
+            ok = await M.do_mprotect(th, mm, a + 4096, 4096, M.PROT_READ | M.PROT_WRITE)
+            return err, k.vm_committed_as - committed, ok
+        err, charged_after, ok = run_one(boot(), body)
+        assert err == -M.ENOMEM and ok == 0
+        assert charged_after == 1  # only the successful mprotect's page stays charged
+
     def test_map_fixed_replaces(self) -> None:
         """MAP_FIXED over an existing mapping unmaps what it covers first (and frees its pages)."""
         async def body(th, proc):
