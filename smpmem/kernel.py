@@ -108,6 +108,9 @@ class Kernel(Machine):
         from .mm.vmscan import vmscan_init
 
         vmscan_init(self)  # swap areas, the OOM killer, kswapd per node and the allocator's reclaim hooks (mm/vmscan.c)
+        from .printk import printk_init
+
+        printk_init(self)  # the kernel log: every subsystem's messages, stamped (kernel/printk/printk.c)
 
     def add_check(self, name: str, fn: Check) -> None:
         """Register an invariant check (run at every hand-off in debug mode)."""

@@ -2,9 +2,10 @@
 
 ``run_scenario`` builds the kernel from a validated scenario, starts its
 processes, runs the simulation in virtual time and leaves
-``logs/<name>-<seed>-<stamp>/`` with ``events.jsonl``, ``run.json`` and
-``proc/``. Wall-clock time is read here (for the stamp and the report of
-how long the run took), never inside the model.
+``logs/<name>-<seed>-<stamp>/`` with ``events.jsonl``, ``run.json``,
+``proc/`` and ``dmesg`` (the kernel log, :mod:`smpmem.printk`).
+Wall-clock time is read here (for the stamp and the report of how long
+the run took), never inside the model.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def run_scenario(
 
         (d / "error.txt").write_text("".join(traceback.format_exception(err)))
     write_proc(d / "proc", snapshot)
+    write_dmesg(d / "dmesg", kernel)
     info: dict[str, Any] = {
         "scenario": scenario.name,
         "source": source,
@@ -259,6 +261,14 @@ def write_proc(d: Path, files: dict[str, str]) -> None:
         p = d / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+
+
+def write_dmesg(path: Path, kernel: Kernel) -> None:
+    """The kernel log as ``dmesg`` prints it (empty when the kernel printed nothing)."""
+    from .printk import format_dmesg
+
+    log = getattr(kernel, "printk", None)
+    path.write_text(format_dmesg(log.records) if log is not None else "")
 
 
 def counters_of(snapshot: dict[str, str], kernel: Kernel) -> dict[str, int]:
