@@ -5,10 +5,15 @@ Modelled: one lruvec per node (memcg disabled) with the five lists
 ``folio_batch`` batching of additions (``folio_add_lru`` puts the page in
 this CPU's batch of ``PAGEVEC_SIZE`` = 31 and moves the whole batch under one
 ``lru_lock`` acquisition when it is full); ``lru_add_drain``;
-``folio_mark_accessed`` (referenced → active); ``folio_activate`` /
-``folio_deactivate``; the ``nr_{zone_,}{in,}active_{anon,file}`` counters.
-Simplified: no memcg, no MGLRU, no mlock; activation from a batch happens at
-the next drain rather than through a separate batch.
+``folio_mark_accessed`` (referenced → active); the
+``nr_{zone_,}{in,}active_{anon,file}`` counters. Deactivation is reclaim's
+(``shrink_active_list`` in vmscan.py). Simplified: no memcg, no MGLRU, no
+mlock; ``folio_mark_accessed`` activates a page on an LRU at once (the
+kernel's ``folio_activate`` queues it on a per-CPU batch that moves under
+``lru_lock`` when it is full or drained: the model moves it at the same
+virtual instant without taking the lock, so activations add no ``lru_lock``
+contention); no ``folio_deactivate`` / ``deactivate_file_folio`` (the
+MADV_COLD and invalidation paths).
 
 A list is an ``OrderedDict`` of pages: the *head* (where the kernel's
 ``list_add`` puts new pages) is the dict's end, the *tail* (where reclaim
@@ -25,7 +30,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Iterable
 
 from ..sim import SpinLock
-from .page import PG_active, PG_lru, PG_referenced, PG_swapbacked, PG_unevictable, PG_workingset, Page
+from .page import PG_active, PG_lru, PG_referenced, PG_swapbacked, PG_unevictable, Page
 from .zone import (
     NR_LRU_BASE,
     NR_ZONE_LRU_BASE,
@@ -196,9 +201,11 @@ async def folio_batch_move_lru(th: "Thread", pages: list[Page]) -> None:
 def folio_mark_accessed(page: Page) -> None:
     """``folio_mark_accessed``: inactive,unreferenced → inactive,referenced → active.
 
-    Activation of a page already on a list is done by reclaim's next look
-    (the kernel queues it on a per-CPU batch; the effect is the same at the
-    next drain). A page not yet on an LRU is simply marked active.
+    A page on an LRU moves to the active list at once (``folio_activate`` +
+    ``lru_activate``, without the batch: see the module docstring); a page
+    not yet on an LRU (still in an add batch) is marked active and lands on
+    the active list when the batch drains (``__lru_cache_activate_folio``).
+    PG_workingset is not set here: reclaim sets it when it deactivates a page.
     """
     f = page.flags
     if f & (1 << PG_active):
@@ -214,7 +221,7 @@ def folio_mark_accessed(page: Page) -> None:
     # folio_activate: move to the active list (caller context may not hold lru_lock:
     # the list move is atomic at this virtual instant).
     lruvec.del_folio(page)
-    page.flags = (f | (1 << PG_active) | (1 << PG_workingset)) & ~(1 << PG_referenced)
+    page.flags = (f | (1 << PG_active)) & ~(1 << PG_referenced)
     lruvec.add_folio(page)
     lruvec.kernel.vmstat["pgactivate"] += 1  # type: ignore[attr-defined]
 

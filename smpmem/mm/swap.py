@@ -49,7 +49,8 @@ VMA-based readahead, no swap cgroup accounting.
 Lock order (with :mod:`smpmem.mm.rmap`'s tree): ``ptl`` → ``&p->lock``
 (``swap_duplicate`` / ``swap_free`` under the page table lock);
 ``&mapping->i_pages`` of the swap cache is released before ``&p->lock`` is
-taken; ``swap_avail_lock`` is never held with another.
+taken; ``swap_avail_lock`` is taken alone, except inside ``swap_lock`` in
+``swapoff`` (as in the kernel: ``swap_lock`` → ``swap_avail_lock``).
 """
 
 from __future__ import annotations
