@@ -128,9 +128,10 @@ def run_scenario(
     error = None if err is None else f"{type(err).__name__}: {err}"
     if error is None and kernel.debug_vm and status == "completed":
         try:
-            # The sampled walks (LRU lists, every mm) run in full for the final check.
+            # The sampled walks (LRU lists, every mm, every swap area) run in full for the final check.
             kernel.lru_check_every_switch = True  # type: ignore[attr-defined]
             kernel.mm_check_every_switch = True  # type: ignore[attr-defined]
+            kernel.swap_check_every_switch = True  # type: ignore[attr-defined]
             kernel.checks.run()
         except AssertionError as e:
             status, reason, error = "failed", "an invariant is broken at the end of the run", str(e)

@@ -78,3 +78,26 @@ class TestDmesg:
         res = run_scenario(parse_scenario(QUIET), out_dir=tmp_path / "run")
         assert res.status == "completed", res.error
         assert (res.dir / "dmesg").read_text() == ""
+
+
+class TestFinalCheck:
+    def test_swap_inconsistency_at_the_end_is_caught(self, tmp_path: Path) -> None:
+        """A swap slot marked in use behind the allocator's back just before the final check fails the run."""
+        text = QUIET.replace('[run]', '[[machine.disk]]\nname = "sda"\n[[machine.swap]]\nname = "/dev/sda2"\n'
+                                      'size = "4MiB"\n[run]')
+
+        def corrupt_before_final_check(kernel) -> None:  # type: ignore[no-untyped-def]
+            at_switch = kernel.checks.run  # the engine keeps calling this one at every hand-off
+
+            def final() -> None:
+                si = kernel.swap.swap_info[0]
+                si.swap_map[si.max - 1] = 1  # a reference nobody holds: only the full walk sees it
+                at_switch()
+
+            kernel.checks.run = final  # what run_scenario calls once the run has ended
+
+        res = run_scenario(parse_scenario(text), out_dir=tmp_path / "run", on_kernel=corrupt_before_final_check)
+        assert res.kernel.sim.switches & 511  # the sampled walk would have skipped this one
+        assert (res.status, res.reason) == ("failed", "an invariant is broken at the end of the run")
+        assert res.error is not None and "slots in use in swap_map but inuse_pages 0" in res.error
+        assert orjson.loads((res.dir / "run.json").read_bytes())["status"] == "failed"
