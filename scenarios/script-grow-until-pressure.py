@@ -4,7 +4,12 @@ Shows what a TOML program cannot say: a loop whose length depends on what
 the machine answers. The script maps 1 MiB chunks and writes them until an
 mmap fails or it has taken 48 MiB, forks a child that rewrites half of one
 chunk (copy-on-write), then frees everything in reverse order. Watch the
-page faults, COW copies and, on this small machine, reclaim.
+page faults, COW copies and reclaim: 48 MiB do not fit in this machine's
+64 MiB of RAM (about 46 MiB usable), so kswapd wakes, scans the anonymous
+lists and swaps pages out to the 64 MiB swap area (pgscan_anon,
+pgsteal_anon, pswpout), the grower stalls in direct reclaim
+(allocstall_movable), and the child's write to the first chunk, long since
+swapped out, reads it back in (pswpin, pgmajfault) before copying it.
 """
 
 SCENARIO = """
@@ -13,7 +18,15 @@ description = "A Python scenario script: map and write 1 MiB chunks until 48 MiB
 
 [machine]
 cpus = 2
-ram = "128MiB"
+ram = "64MiB"
+
+[[machine.disk]]
+name = "sda"
+preset = "ssd"
+
+[[machine.swap]]
+name = "/dev/sda2"
+size = "64MiB"
 
 [run]
 duration = "200ms"
