@@ -25,8 +25,9 @@ Modelled:
   (DESIGN.md §6); a write request stores the tokens its pages held when it
   was submitted, a read request gives the pages what the platter holds.
 - The layout (``DiskFs``): one partition (``sda1``, minor + 1) from sector
-  2048 to the end of the disk, minus the swap areas placed top-down at the
-  disk's end. In it an ext2-like filesystem: 4 KiB blocks; block 0 the
+  2048 to the end of the disk, minus the swap partitions placed top-down at
+  the disk's end (:class:`SwapArea`; a swap file is a file of the
+  filesystem instead, allocated after the ``[[machine.file]]`` files). In it an ext2-like filesystem: 4 KiB blocks; block 0 the
   superblock, then the inode table (256-byte inodes read through 1 KiB
   buffer heads, four per block); file data from block 128 (disk sector
   3072), each ``[[machine.file]]`` given one contiguous extent in
@@ -575,6 +576,44 @@ class DiskFs:
         return 0
 
 
+class SwapArea:
+    """Where the pages of one ``[[machine.swap]]`` area live on a disk.
+
+    A partition (a name under ``/dev/``) is a sector range reserved at the
+    disk's end. A swap file (any other path) is a file preallocated on the
+    disk's filesystem at boot (as ``fallocate`` + ``mkswap``); at swapon the
+    kernel maps its pages to sectors once (``setup_swap_extents`` →
+    ``add_swap_extent``, one extent per contiguous run of blocks) and swap
+    I/O then goes to the block device directly, past the page cache.
+    """
+
+    __slots__ = ("bdev", "nr_sectors", "start_sector", "extents", "starts")
+
+    def __init__(self, bdev: "BlockDevice", nr_sectors: int, start_sector: int = 0,
+                 extents: list[tuple[int, int, int]] | None = None) -> None:
+        self.bdev = bdev
+        self.nr_sectors = nr_sectors
+        self.start_sector = start_sector
+        self.extents = extents or []  # a swap file's (first page, first sector, pages), in page order
+        self.starts = [e[0] for e in self.extents]
+
+    @property
+    def is_file(self) -> bool:
+        return bool(self.extents)
+
+    def sector_of(self, offset: int) -> int:
+        """``swap_folio_sector``: the disk sector of page ``offset`` of the area."""
+        if not self.extents:
+            return self.start_sector + offset * SECTORS_PER_BLOCK
+        first_page, first_sector, _n = self.extents[bisect.bisect_right(self.starts, offset) - 1]
+        return first_sector + (offset - first_page) * SECTORS_PER_BLOCK
+
+
+def is_swap_partition(name: str) -> bool:
+    """A ``[[machine.swap]]`` name under /dev/ is a partition; any other path is a swap file."""
+    return name.startswith("/dev/")
+
+
 class BlockLayer:
     """The machine's disks and filesystems: ``kernel.block``.
 
@@ -590,7 +629,7 @@ class BlockLayer:
         self.filesystems: list[DiskFs] = []
         self.namespace: dict[str, DiskFs] = {}
         self.default_fs: DiskFs | None = None
-        self.swap_areas: dict[str, tuple[BlockDevice, int, int]] = {}
+        self.swap_areas: dict[str, SwapArea] = {}
 
     def lookup(self, path: str) -> tuple[DiskFs, DiskInode] | None:
         fs = self.namespace.get(path)
@@ -622,9 +661,10 @@ def block_init(kernel: Any) -> BlockLayer:
         bl.devices[s["name"]] = BlockDevice(kernel, s["name"], major, minor, s["latency"], s["bandwidth"],
                                             s["queue_depth"], s["size"], s["error_sectors"], s["error_rate"])
     for sw in cfg.swap:
-        dev = bl.devices[sw.disk] if sw.disk is not None else next(iter(bl.devices.values()))
-        n = sw.size >> SECTOR_SHIFT
-        bl.swap_areas[sw.name] = (dev, dev.reserve_top(n), n)
+        if is_swap_partition(sw.name):
+            dev = bl.devices[sw.disk] if sw.disk is not None else next(iter(bl.devices.values()))
+            n = sw.size >> SECTOR_SHIFT
+            bl.swap_areas[sw.name] = SwapArea(dev, n, start_sector=dev.reserve_top(n))
     for dev in bl.devices.values():
         top = dev.reserved_top // SECTORS_PER_BLOCK * SECTORS_PER_BLOCK
         part = Partition(dev, 1, PART_START, max(top - PART_START, 0))
@@ -642,6 +682,20 @@ def block_init(kernel: Any) -> BlockLayer:
             raise BootError(f"machine.file {f.path!r} ({f.size} bytes) does not fit on disk {fs.disk.name!r}: the "
                             f"partition offset and filesystem metadata take {need - f.size} bytes before the files")
         bl.namespace[f.path] = fs
+    for sw in cfg.swap:
+        if is_swap_partition(sw.name):
+            continue
+        fs = by_disk[sw.disk] if sw.disk is not None else bl.default_fs
+        if sw.name in bl.namespace:
+            raise BootError(f"machine.swap {sw.name!r} is also a machine.file: a swap file must be a file of its own")
+        di = fs.create(sw.name, sw.size, zeroed=False)
+        if isinstance(di, int):
+            raise BootError(f"machine.swap {sw.name!r} ({sw.size} bytes) does not fit on the filesystem of disk "
+                            f"{fs.disk.name!r} after the machine.file files")
+        # setup_swap_extents: one swap extent per contiguous run of the file's blocks. The file
+        # itself is not in the namespace: the file steps cannot open an active swap file.
+        extents = [(lblk, fs.block_sector(pblk), n) for lblk, pblk, n in di.extents]
+        bl.swap_areas[sw.name] = SwapArea(fs.disk, sw.size >> SECTOR_SHIFT, extents=extents)
     return bl
 
 

@@ -3,7 +3,9 @@
 Modelled:
 
 - Swap areas (``struct swap_info_struct``) from ``[[machine.swap]]``, each a
-  sector range of a block device (:mod:`smpmem.mm.block`), enabled at boot
+  partition (a sector range of a block device) or a swap file (a file of the
+  disk's filesystem, its pages mapped to sectors by swap extents):
+  :class:`smpmem.mm.block.SwapArea`; enabled at boot
   as by ``swapon`` (header page at offset 0, ``SwapTotal``), with their
   priorities: ``get_swap_pages`` walks the available areas highest priority
   first and round-robins among equal ones (``plist_requeue``), under
@@ -158,15 +160,14 @@ class SwapInfo:
     under ``swap_lock`` (changed only by swapon/swapoff).
     """
 
-    def __init__(self, kernel: Any, type_: int, name: str, prio: int, bdev: Any, start_sector: int,
-                 nr_sectors: int) -> None:
+    def __init__(self, kernel: Any, type_: int, name: str, prio: int, area: Any) -> None:
         self.type = type_
         self.name = name
         self.prio = prio
         self.flags = 0
-        self.bdev = bdev
-        self.start_sector = start_sector
-        self.max = nr_sectors // SECTORS_PER_BLOCK  # pages, the header included
+        self.area = area  # block.SwapArea: a partition's sector range or a swap file's extents
+        self.bdev = area.bdev
+        self.max = area.nr_sectors // SECTORS_PER_BLOCK  # pages, the header included
         self.pages = self.max - 1  # usable slots (offset 0 is the header)
         self.inuse_pages = 0
         self.swap_map = bytearray(self.max)
@@ -195,7 +196,12 @@ class SwapInfo:
         self.nr_read_errors = 0
 
     def sector_of(self, offset: int) -> int:
-        return self.start_sector + offset * SECTORS_PER_BLOCK
+        return self.area.sector_of(offset)
+
+    @property
+    def is_file(self) -> bool:
+        """A swap file (``/proc/swaps`` Type ``file``), not a partition (no SWP_BLKDEV)."""
+        return bool(self.area.is_file)
 
     def __repr__(self) -> str:
         return f"<swap_info {self.name} type {self.type} prio {self.prio} {self.inuse_pages}/{self.pages}>"
@@ -1018,16 +1024,15 @@ async def sys_swapon(th: Thread, name: str, prio: int | None = None) -> int:
     return 0
 
 
-def _new_swap_info(k: Any, sw: SwapState, name: str, prio: int | None, area: tuple[Any, int, int]) -> SwapInfo:
+def _new_swap_info(k: Any, sw: SwapState, name: str, prio: int | None, area: Any) -> SwapInfo:
     """``alloc_swap_info``: the lowest free type; an automatic priority counts down from -2."""
     if prio is None:
         used = [s.prio for s in sw.swap_info if s is not None and s.flags & SWP_USED and s.prio < 0]
         prio = min(used + [-1]) - 1
-    dev, start, n = area
     t = next((i for i, s in enumerate(sw.swap_info) if s is None or not s.flags & SWP_USED), len(sw.swap_info))
     if t >= MAX_SWAPFILES:
         raise ModelBug("more than MAX_SWAPFILES swap areas")
-    si = SwapInfo(k, t, name, prio, dev, start, n)
+    si = SwapInfo(k, t, name, prio, area)
     if t == len(sw.swap_info):
         sw.swap_info.append(si)
     else:

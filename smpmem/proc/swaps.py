@@ -2,8 +2,8 @@
 
 A header line, then one line per swap area in use (``SWP_USED``: on, or
 being switched off), in order of type: the name padded to 40 columns (one
-space at least), ``partition`` (every model area is a block device range,
-never a file on a filesystem), size and pages in use in KiB — the header
+space at least), ``partition`` or ``file`` (a swap file on a filesystem:
+``S_ISBLK`` of the area's inode), size and pages in use in KiB — the header
 page is not counted in the size — and the priority. Columns are separated
 by tabs, with one more tab after a number below 10 000 000, as
 ``swap_show`` does. The name is escaped as ``seq_file_path`` does
@@ -42,5 +42,5 @@ def render_swaps(kernel: Any) -> str:
     for si in (sw.swap_info if sw is not None else ()):
         if si is None or not si.flags & SWP_USED:
             continue
-        out.append(swap_show(si.name, True, si.pages, si.inuse_pages, si.prio))
+        out.append(swap_show(si.name, not si.is_file, si.pages, si.inuse_pages, si.prio))
     return "".join(out)

@@ -140,7 +140,9 @@ class Swap(_Model):
     """A swap area (``[[machine.swap]]``), enabled at boot as by ``swapon``."""
 
     name: Annotated[str, _pattern(r"\S{1,64}", "a swap area name without spaces, such as \"/dev/sda2\" or \"/swapfile\"")] = F(
-        doc='Name shown in /proc/swaps, e.g. "/dev/sda2" or "/swapfile".')
+        doc='Name shown in /proc/swaps. Under /dev/ (e.g. "/dev/sda2") the area is a partition at the end '
+            'of the disk; any other path (e.g. "/swapfile") is a swap file, preallocated on the disk\'s '
+            'filesystem after the [[machine.file]] files, its pages mapped to sectors by swap extents.')
     size: Size(min=40 * KiB, align=PAGE_SIZE) = F(
         doc="Size of the area, header page included (mkswap's minimum is 40 KiB).", unit="bytes")
     disk: Optional[str] = F(None, default_doc="the first declared disk",

@@ -25,11 +25,12 @@ name = "sda"
 
 
 def machine(ram: str = "64MiB", cpus: int = 2, swap: str | None = "64MiB", files: dict[str, str] | None = None,
-            disk_extra: str = "", tunables: str = "", run: str = "") -> str:
-    """The TOML of a machine with one SSD, an optional swap area and files (path → size)."""
+            disk_extra: str = "", tunables: str = "", run: str = "", swap_name: str = "/dev/sda2") -> str:
+    """The TOML of a machine with one SSD, an optional swap area (a partition, or a swap file when
+    ``swap_name`` is not under /dev/) and files (path → size)."""
     out = MACHINE.format(cpus=cpus, ram=ram, disk_extra=disk_extra)
     if swap is not None:
-        out += f'[[machine.swap]]\nname = "/dev/sda2"\nsize = "{swap}"\n'
+        out += f'[[machine.swap]]\nname = "{swap_name}"\nsize = "{swap}"\n'
     for path, size in (files or {}).items():
         out += f'[[machine.file]]\npath = "{path}"\nsize = "{size}"\n'
     if tunables:

@@ -192,7 +192,8 @@ class TestLayout:
         """Each [[machine.swap]] gets a sector range at the top of its disk; the filesystem ends below it."""
         k = fs_kernel(disk='name = "sda"\nsize = "1GiB"',
                       extra='[[machine.swap]]\nname = "/dev/sda2"\nsize = "64MiB"\n', files="")
-        dev, start, n = k.block.swap_areas["/dev/sda2"]
+        area = k.block.swap_areas["/dev/sda2"]
+        dev, start, n = area.bdev, area.start_sector, area.nr_sectors
         assert dev.name == "sda" and n == (64 << 20) // 512 and start + n == (1 << 30) // 512
         part = dev.partitions[0]
         assert part.start + part.nr_sectors <= start

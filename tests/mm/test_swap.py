@@ -48,6 +48,30 @@ class TestThrash:
         assert all(v in (0, S.SWAP_HAS_CACHE, S.SWAP_MAP_BAD) for si in sw.swap_info for v in si.swap_map)
         assert sum(v == S.SWAP_HAS_CACHE for si in sw.swap_info for v in si.swap_map) < 16
 
+    def test_a_swap_file_keeps_every_token(self, tmp_path: Path) -> None:
+        """A swap file (a path not under /dev/) is a file of the disk's filesystem: swap I/O goes to the
+        sectors of its extents, inside the filesystem, and thrashing through it loses nothing."""
+        text = machine(ram="48MiB", swap="64MiB", cpus=2, swap_name="/swapfile", files={"/data": "8MiB"})
+        res, c, recs = run_toml(tmp_path, text + thrash(2, "20MiB"), events="block:block_rq_issue")
+        assert (res.status, res.error) == ("completed", None), res.reason
+        assert c["pswpout"] > 1000 and c["pswpin"] > 1000
+        k = res.kernel
+        area = k.block.swap_areas["/swapfile"]
+        (si,) = [s for s in k.swap.swap_info if s is not None]
+        assert si.is_file and area.is_file
+        fs = k.block.default_fs
+        part = fs.part
+        data_end = fs.bmap(fs.inodes[fs.by_path["/data"]], 2047) + 8  # the last sector of /data, exclusive
+        first, last = area.sector_of(1), area.sector_of(si.max - 1) + 8
+        assert data_end <= area.sector_of(0) and last <= part.start + part.nr_sectors  # after /data, in sda1
+        sectors = {r["sector"] for r in recs if r["event"] == "block_rq_issue" and r["rwbs"][0] == "W"}
+        assert sectors and all(first <= x < last for x in sectors)  # every write was swap-out, to the file
+        assert "/swapfile" not in k.block.namespace  # the file steps cannot open an active swap file
+        from smpmem.proc.swaps import render_swaps
+
+        line = render_swaps(k).splitlines()[1]
+        assert line.startswith("/swapfile" + " " * 31 + "file\t\t65532\t"), line
+
     def test_swap_cache_and_readahead(self, tmp_path: Path) -> None:
         """Swap-in reads a cluster of 2^page_cluster slots; faults on readahead pages are hits without I/O."""
         res, c, _ = run_toml(tmp_path, machine(ram="48MiB", swap="64MiB", cpus=2) + thrash(2, "20MiB"), events=None)
