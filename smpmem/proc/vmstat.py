@@ -67,6 +67,8 @@ _EVENTS_AFTER_ZONES = (
     "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero",
     "ksm_swpin_copy", "cow_ksm", "zswpin", "zswpout", "zswpwb", "direct_map_level2_splits",
     "direct_map_level3_splits", "direct_map_level2_collapses", "direct_map_level3_collapses",
+    # CONFIG_PER_VMA_LOCK_STATS (counted by lock_vma_under_rcu and the fault path; smpmem always has them)
+    "vma_lock_success", "vma_lock_abort", "vma_lock_retry", "vma_lock_miss",
 )
 
 

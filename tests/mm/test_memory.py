@@ -146,6 +146,7 @@ class TestLocks:
         k = Kernel(parse_scenario(f'[machine]\ncpus = 8\nram = "512MiB"\n[tunables]\n{tunables}\n'
                                   f'[run]\nduration = "1s"\n[[process]]\nname = "p"\nthreads = 8\nprogram = {prog}\n'))
         run(k, start_processes)
+        self.kernel = k
         return {s.name: s for s in k.locks.statistics()}
 
     def test_mmap_lock_and_page_table_lock_contend(self) -> None:
@@ -166,3 +167,13 @@ class TestLocks:
         on = self._threads("per_vma_lock = true")["&mm->mmap_lock"]
         assert on.waittime_read.nr < off.waittime_read.nr
         assert on.acquisitions < off.acquisitions
+
+    def test_vma_lock_stats_in_proc_vmstat(self) -> None:
+        """/proc/vmstat has CONFIG_PER_VMA_LOCK_STATS's counters: every user fault tries the VMA lock first and
+        ends as one of success, retry (fell back to mmap_lock), abort or miss; most succeed."""
+        from smpmem.proc.vmstat import render_vmstat
+
+        self._threads("per_vma_lock = true")
+        v = {name: int(n) for name, n in (line.split() for line in render_vmstat(self.kernel).splitlines())}
+        tries = v["vma_lock_success"] + v["vma_lock_retry"] + v["vma_lock_abort"] + v["vma_lock_miss"]
+        assert tries == v["pgfault"] and v["vma_lock_success"] > 0.9 * tries

@@ -53,9 +53,11 @@ def kernel():
     return k
 
 
-# vmstat also has CONFIG_DEBUG_TLBFLUSH's counters (the TLB model counts them); the live kernel lacks that option.
+# vmstat also has CONFIG_DEBUG_TLBFLUSH's and CONFIG_PER_VMA_LOCK_STATS's counters (the TLB and VMA-lock
+# models count them); the live kernel lacks those options.
 DEBUG_TLBFLUSH = {"nr_tlb_remote_flush N", "nr_tlb_remote_flush_received N", "nr_tlb_local_flush_all N",
-                  "nr_tlb_local_flush_one N"}
+                  "nr_tlb_local_flush_one N", "vma_lock_success N", "vma_lock_abort N", "vma_lock_retry N",
+                  "vma_lock_miss N"}
 
 
 @pytest.mark.parametrize("name", sorted(RENDER))
