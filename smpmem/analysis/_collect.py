@@ -22,7 +22,11 @@ filemap_fault), or a swap-cache miss reads it from swap
 (``block_bio_queue`` of a read that is neither readahead nor metadata:
 ``swap_read_folio`` submits a plain ``REQ_OP_READ``, rwbs ``R``; see
 :func:`is_swapin_read`). The kernel has no swap-in tracepoint; the block
-layer's is the one a swap-in always passes. Handling ends at the task's
+layer's is the one a swap-in always passes. When the fault logged the
+kernel's ``mm_filemap_fault`` (which names the faulting file page), only
+the add of *that* page makes it major: a minor fault on a page marked for
+readahead adds the pages after it (async readahead) without being major.
+Handling ends at the task's
 next fault or at an ``rss_stat`` that grows one of its own RSS counters
 (``curr`` 1, file, anon or shmem pages: the fault mapped the page); an
 ``rss_stat`` that shrinks a counter, as direct reclaim inside the fault
@@ -228,6 +232,7 @@ class Collector:
         self.faults: dict[int, TaskFaults] = {}
         self._fault_open: dict[int, TaskFaults] = {}
         self._rss_last: dict[tuple[Any, int], int] = {}  # (mm_id, member) → last rss_stat size
+        self._fault_file: dict[int, tuple[Any, Any, Any]] = {}  # pid → (s_dev, i_ino, index) of mm_filemap_fault
         # page allocator
         self.pages_alloc = 0
         self.alloc_fail = 0
@@ -260,6 +265,7 @@ class Collector:
             "page_fault_user": self._fault_user,
             "page_fault_kernel": self._fault_kernel,
             "rss_stat": self._fault_done,
+            "mm_filemap_fault": self._filemap_fault,
             "mm_page_alloc": self._page_alloc,
             "mm_page_free": self._page_free,
             "mm_page_free_batched": self._page_free_batched,
@@ -508,6 +514,7 @@ class Collector:
         if t is None:
             t = self.faults[pid] = TaskFaults(r.get("comm", ""))
         self._fault_open[pid] = t
+        self._fault_file.pop(pid, None)
         return t
 
     def _fault_user(self, r: dict[str, Any], b: int) -> None:
@@ -526,9 +533,20 @@ class Collector:
         if r.get("curr", 1) and member in FAULT_RSS_MEMBERS and (last is None or size > last):
             self._fault_open.pop(r["pid"], None)
 
+    def _filemap_fault(self, r: dict[str, Any], b: int) -> None:
+        """The faulting file page of the task's open fault (filemap_fault's tracepoint)."""
+        if r["pid"] in self._fault_open:
+            self._fault_file[r["pid"]] = (r.get("s_dev"), r.get("i_ino"), r.get("index"))
+
     def _major_marker(self, r: dict[str, Any], b: int) -> None:
-        if r["event"] == "block_bio_queue" and not is_swapin_read(r.get("rwbs", "")):
-            return
+        ev = r["event"]
+        if ev == "block_bio_queue":
+            if not is_swapin_read(r.get("rwbs", "")):
+                return
+        else:  # mm_filemap_add_to_page_cache: the faulting page itself, when mm_filemap_fault named it
+            want = self._fault_file.get(r["pid"])
+            if want is not None and want != (r.get("s_dev"), r.get("i_ino"), r.get("index")):
+                return
         t = self._fault_open.pop(r["pid"], None)
         if t is not None:
             t.major += 1

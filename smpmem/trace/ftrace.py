@@ -253,6 +253,7 @@ _INVERSE: dict[str, Spec] = {
     "free_vmap_area_noflush": ("va_start", "nr_lazy", "nr_lazy_max"),
     "mm_filemap_add_to_page_cache": _PAGE_CACHE,
     "mm_filemap_delete_from_page_cache": _PAGE_CACHE,
+    "mm_filemap_fault": (("s_dev", _major), "s_dev", "i_ino", ("index", lambda s: int(s) >> PAGE_SHIFT)),
     "writeback_dirty_folio": _FOLIO,
     "folio_wait_writeback": _FOLIO,
     "global_dirty_state": ("nr_dirty", "nr_writeback", "background_thresh", "dirty_thresh",

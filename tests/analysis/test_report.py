@@ -159,6 +159,36 @@ class TestOtherSections:
         assert rep.data["faults"][200] == {"comm": "burst", "user": 3, "kernel": 0, "major": 1, "minor": 2}
         assert "From events: 3 fault(s), 1 major. vmstat: pgfault 3, pgmajfault 1." in rep.to_markdown()
 
+    def test_file_fault_is_major_when_it_adds_its_own_page(self, tmp_path: Path) -> None:
+        """With mm_filemap_fault logged, only the add of the faulting page makes a fault major, not async readahead."""
+        from rundirs import ev
+
+        from smpmem.trace import gfp
+
+        R = (1, 300, "reader")
+        dev = gfp.mkdev(8, 1)
+
+        def add(ts: int, index: int) -> dict:  # type: ignore[type-arg]
+            return ev(ts, *R, "mm_filemap_add_to_page_cache", pfn=0x1000 + index, i_ino=12, index=index, s_dev=dev,
+                      order=0)
+
+        def fault(ts: int, index: int | None) -> list:  # type: ignore[type-arg]
+            out = [ev(ts, *R, "page_fault_user", address=0x7F0000000000 + 4096 * (index or 0), ip=0x401000,
+                      error_code=4)]
+            if index is not None:
+                out.append(ev(ts + 10, *R, "mm_filemap_fault", i_ino=12, s_dev=dev, index=index))
+            return out
+
+        rss = [ev(ts, *R, "rss_stat", mm_id=5, curr=1, member=gfp.MM_FILEPAGES, size=4096 * n)
+               for n, ts in enumerate((1_900, 2_900, 3_900), start=1)]
+        events = [
+            *fault(1_000, 0), add(1_100, 0), add(1_100, 1), add(1_100, 2), rss[0],  # a miss: sync readahead, major
+            *fault(2_000, 2), add(2_100, 8), add(2_100, 9), rss[1],  # a hit on a PG_readahead page: minor
+            *fault(3_000, None), add(3_100, 20), rss[2],  # no mm_filemap_fault logged: any add makes it major
+        ]
+        rep = analyze(write_run(tmp_path / "r", events), plots=False)
+        assert rep.data["faults"][300] == {"comm": "reader", "user": 3, "kernel": 0, "major": 2, "minor": 1}
+
     def test_model_run_major_faults_agree_with_pgmajfault(self, tmp_path: Path) -> None:
         """A model run that swaps pages out and faults them back: the report's major faults equal pgmajfault."""
         from smpmem.run import run_scenario

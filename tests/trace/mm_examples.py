@@ -165,6 +165,7 @@ EXAMPLES: dict[str, tuple[dict[str, Any], str]] = {
     "mm_filemap_add_to_page_cache": (_PAGE_CACHE, "dev 8:1 ino 1c00d pfn=0x3f2a1 ofs=4096 order=0"),
     "mm_filemap_delete_from_page_cache": (_PAGE_CACHE,
                                           "dev 8:1 ino 1c00d pfn=0x3f2a1 ofs=4096 order=0"),
+    "mm_filemap_fault": ({"i_ino": 0x1C00D, "s_dev": gfp.mkdev(8, 1), "index": 3}, "dev=8:1 ino=1c00d ofs=12288"),
     # tlb.h
     "tlb_flush": ({"reason": gfp.TLB_LOCAL_SHOOTDOWN, "pages": 1},
                   "pages:1 reason:local shootdown (2)"),

@@ -2,8 +2,10 @@
 
 Class mm_filemap_op_page_cache: ``s_dev`` is a kernel-internal ``dev_t``
 (``gfp.mkdev``), ``i_ino`` prints in hex without ``0x``, and ``ofs`` is
-``index << PAGE_SHIFT`` computed at print time. The range and errseq events
-of filemap.h are not declared.
+``index << PAGE_SHIFT`` computed at print time. ``mm_filemap_fault``
+(``filemap_fault``, every fault on a file page, before the page-cache
+lookup) prints the same three in its own layout. The range and errseq
+events of filemap.h are not declared.
 """
 
 from __future__ import annotations
@@ -33,4 +35,17 @@ mm_filemap_delete_from_page_cache = define(
 mm_filemap_add_to_page_cache = define(
     "filemap", "mm_filemap_add_to_page_cache", _FIELDS, fmt=_FMT, render=_render_page_cache,
     doc="A folio enters the page cache of inode i_ino at page index `index`.",
+)
+
+
+def _render_fault(r: Rec) -> str:
+    """mm_filemap_fault (filemap.h)."""
+    return f"dev={dev_str(r['s_dev'])} ino={r['i_ino']:x} ofs={r['index'] << PAGE_SHIFT}"
+
+
+mm_filemap_fault = define(
+    "filemap", "mm_filemap_fault", ("i_ino", "s_dev", "index"), fmt='"dev=%d:%d ino=%lx ofs=%lld"',
+    render=_render_fault,
+    doc="filemap_fault for page `index` of inode i_ino, before the page-cache lookup: if the same task then adds "
+        "that page to the cache, the fault is major (pgmajfault).",
 )
