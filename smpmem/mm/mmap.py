@@ -526,23 +526,33 @@ async def vma_end_read(th: "Thread", vma: VmAreaStruct) -> None:
 
 
 async def lock_vma_under_rcu(th: "Thread", mm: MmStruct, addr: int) -> VmAreaStruct | None:
-    """``lock_vma_under_rcu``: find the VMA without mmap_lock and read-lock it, or None (fall back)."""
+    """``lock_vma_under_rcu``: find the VMA without mmap_lock and read-lock it, or None (fall back).
+
+    A VMA detached between the lookup and the lock was replaced: counted as a
+    miss and looked up again (``goto retry``); no VMA, a VMA being written or
+    one not covering ``addr`` is an abort.
+    """
     k = th.machine
     mt = mm.mm_mt
-    i = mt.bisect_right(addr) - 1
-    th.charge(k.costs.vma_op)
-    if i < 0:
-        k.vmstat["vma_lock_abort"] += 1
-        return None
-    vma = mt.peekitem(i)[1]
-    if not await vma_start_read(th, vma):
-        k.vmstat["vma_lock_abort"] += 1
-        return None
-    if vma.detached or not vma.vm_start <= addr < vma.vm_end:
-        await vma_end_read(th, vma)
-        k.vmstat["vma_lock_abort" if not vma.detached else "vma_lock_miss"] += 1
-        return None
-    return vma
+    while True:
+        i = mt.bisect_right(addr) - 1
+        th.charge(k.costs.vma_op)
+        if i < 0:
+            k.vmstat["vma_lock_abort"] += 1
+            return None
+        vma = mt.peekitem(i)[1]
+        if not await vma_start_read(th, vma):
+            k.vmstat["vma_lock_abort"] += 1
+            return None
+        if vma.detached:
+            await vma_end_read(th, vma)
+            k.vmstat["vma_lock_miss"] += 1
+            continue  # the area was replaced with another one
+        if not vma.vm_start <= addr < vma.vm_end:
+            await vma_end_read(th, vma)
+            k.vmstat["vma_lock_abort"] += 1
+            return None
+        return vma
 
 
 # --- VMA tree edits (mmap_lock held for write) ------------------------------------------------------
