@@ -95,12 +95,13 @@ class Thread(Actor):
 
     ``pending`` is virtual time owed for private work not yet synchronised;
     ``preempt_count`` > 0 (held spinlocks) forbids preemption;
-    ``held`` is the stack of locks held, for lockdep and cleanup.
+    ``held`` is the stack of locks held, for lockdep and cleanup;
+    ``held_keys`` their lockdep keys, in step (``struct held_lock``'s class).
     """
 
     __slots__ = (
         "machine", "pid", "tgid", "comm", "cpu", "allowed", "pending", "slice_start",
-        "preempt_count", "held", "rng", "log", "on_cpu", "runtime_ns", "process",
+        "preempt_count", "held", "held_keys", "rng", "log", "on_cpu", "runtime_ns", "process",
         "nr_voluntary", "nr_involuntary",
     )
 
@@ -124,6 +125,7 @@ class Thread(Actor):
         self.slice_start = 0
         self.preempt_count = 0
         self.held: list[Any] = []
+        self.held_keys: list[tuple[str, int]] = []  # written by the locks only, in step with held
         self.rng = machine.rng_for(f"thread:{pid}:{comm}")
         self.log: Any = None
         self.on_cpu = False

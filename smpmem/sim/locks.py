@@ -174,6 +174,12 @@ class LockDep:
         if not self.enabled:
             return
         held = list(held)
+        after = self.after
+        for k in held:
+            if k == taking or taking not in after.get(k, ()):
+                break
+        else:
+            return  # every 'taken after' edge is known already: nothing to record or report
         names = tuple(_key_name(k) for k in held)
         for k in held:
             if k == taking:
@@ -245,7 +251,7 @@ class LockRegistry:
 class _Lock:
     """What every lock shares: class, address, the wait queue and cleanup on kill."""
 
-    __slots__ = ("machine", "cls", "addr", "waiters", "last_cpu", "subclass", "ip")
+    __slots__ = ("machine", "cls", "addr", "waiters", "last_cpu", "subclass", "ip", "key")
     flags = 0
 
     def __init__(self, machine: "Machine", cls: str, subclass: int = 0) -> None:
@@ -257,6 +263,7 @@ class _Lock:
         self.last_cpu = -1  # lockdep's lock->cpu: the last acquirer's CPU
         self.ip: str | None = None  # lockdep's lock->ip: the last acquirer's call site
         self.subclass = subclass
+        self.key = (self.cls.name, subclass)  # the lockdep key at the default subclass
 
     def remove_waiter(self, actor: Actor) -> None:
         for w in self.waiters:
@@ -264,13 +271,24 @@ class _Lock:
                 self.waiters.remove(w)
                 return
 
-    def _lockdep(self, th: "Thread", subclass: int) -> None:
+    def _lockdep(self, th: "Thread", subclass: int) -> tuple[str, int]:
+        """lockdep's ``__lock_acquire`` check of the key taken against the keys held; returns the key."""
+        key = self.key if subclass == self.subclass else (self.cls.name, subclass)
         ld = self.machine.locks.lockdep  # type: ignore[attr-defined]
-        if ld.enabled and th.held:
-            ld.check(((h.cls.name, h.subclass_of(th)) for h in th.held), (self.cls.name, subclass), th.name)
+        if ld.enabled and th.held_keys:
+            ld.check(th.held_keys, key, th.name)
+        return key
 
-    def subclass_of(self, th: "Thread") -> int:
-        return self.subclass
+    def _hold(self, th: "Thread", key: tuple[str, int]) -> None:
+        """Push onto ``th``'s held stack, with the lockdep key it was taken with."""
+        th.held.append(self)
+        th.held_keys.append(key)
+
+    def _unhold(self, th: "Thread") -> None:
+        """Off ``th``'s held stack (the first entry of this lock), key and all."""
+        i = th.held.index(self)
+        del th.held[i]
+        del th.held_keys[i]
 
     def _begin_contention(self, th: "Thread", flags: int) -> None:
         tr = self.machine.tracer
@@ -310,9 +328,8 @@ class SpinLock(_Lock):
         """``spin_lock``: take it, spinning FIFO behind earlier waiters."""
         if th.pending:
             await th.sync()
-        self._lockdep(th, self.subclass)
+        self._hold(th, self._lockdep(th, self.subclass))
         th.preempt_count += 1
-        th.held.append(self)
         cls = self.cls
         costs = self.machine.costs
         cpu_id = th.cpu.id
@@ -333,7 +350,7 @@ class SpinLock(_Lock):
             await th.sim.block(th, self)  # spinning: th stays cpu.current
         except BaseException:
             th.preempt_count -= 1
-            th.held.remove(self)
+            self._unhold(th)
             if self.owner is th:
                 self._hand_on(th)
             raise
@@ -363,7 +380,7 @@ class SpinLock(_Lock):
         self.cls.released(False, held)
         self._release_event(th, held)
         th.preempt_count -= 1
-        th.held.remove(self)
+        self._unhold(th)
         self._hand_on(th)
 
     def _hand_on(self, th: "Thread") -> None:
@@ -411,8 +428,7 @@ class Mutex(_Lock):
     async def acquire(self, th: "Thread", site: str | None = None) -> None:
         if th.pending:
             await th.sync()
-        self._lockdep(th, self.subclass)
-        th.held.append(self)
+        self._hold(th, self._lockdep(th, self.subclass))
         costs = self.machine.costs
         cpu_id = th.cpu.id
         if self.owner is None:
@@ -431,7 +447,7 @@ class Mutex(_Lock):
         try:
             await th.sleep_on(self)
         except BaseException:
-            th.held.remove(self)
+            self._unhold(th)
             if self.owner is th:
                 self._hand_on(th)
             raise
@@ -455,7 +471,7 @@ class Mutex(_Lock):
         held = th.sim.now - self.acquired_at
         self.cls.released(False, held)
         self._release_event(th, held)
-        th.held.remove(self)
+        self._unhold(th)
         self._hand_on(th)
 
     def _hand_on(self, th: "Thread") -> None:
@@ -487,7 +503,7 @@ class RWSemaphore(_Lock):
     ``writer is None or readers == 0``.
     """
 
-    __slots__ = ("readers", "writer", "read_since", "write_since", "holders")
+    __slots__ = ("readers", "writer", "read_since", "write_since")
 
     def __init__(self, machine: "Machine", cls: str, subclass: int = 0) -> None:
         super().__init__(machine, cls, subclass)
@@ -495,7 +511,6 @@ class RWSemaphore(_Lock):
         self.writer: Thread | None = None
         self.read_since: dict[int, int] = {}  # reader uid -> acquisition time
         self.write_since = 0
-        self.holders: dict[int, int] = {}  # uid -> subclass, for lockdep
 
     async def down_read(self, th: "Thread", site: str | None = None) -> None:
         """``down_read`` (``mmap_read_lock``)."""
@@ -505,16 +520,11 @@ class RWSemaphore(_Lock):
         """``down_write`` (``mmap_write_lock``)."""
         await self._down(th, WRITE, site)
 
-    def subclass_of(self, th: "Thread") -> int:
-        return self.holders.get(th.uid, self.subclass)
-
     async def _down(self, th: "Thread", read: bool, site: str | None, subclass: int | None = None) -> None:
         if th.pending:
             await th.sync()
         sub = self.subclass if subclass is None else subclass
-        self._lockdep(th, sub)
-        th.held.append(self)
-        self.holders[th.uid] = sub
+        self._hold(th, self._lockdep(th, sub))
         costs = self.machine.costs
         cpu_id = th.cpu.id
         free = self.writer is None and not self.waiters and (read or self.readers == 0)
@@ -533,8 +543,7 @@ class RWSemaphore(_Lock):
         try:
             await th.sleep_on(self)
         except BaseException:
-            th.held.remove(self)
-            self.holders.pop(th.uid, None)
+            self._unhold(th)
             if self.writer is th or th.uid in self.read_since:
                 self._up(th, read)
             raise
@@ -584,8 +593,7 @@ class RWSemaphore(_Lock):
         self.cls.released(read, now - since)
         self._release_event(th, now - since)
         if self in th.held:
-            th.held.remove(self)
-        self.holders.pop(th.uid, None)
+            self._unhold(th)
         if self.readers == 0 and self.writer is None:
             self._mark_wake(th)
 
