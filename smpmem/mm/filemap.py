@@ -725,13 +725,13 @@ async def filemap_read(th: "Thread", file: File, pos: int, count: int, out: list
             break
         # When a read accesses the same page several times, only the first marks it accessed.
         if last_pos < 1 or (pos >> PAGE_SHIFT) != ((last_pos - 1) >> PAGE_SHIFT):
-            folio_mark_accessed(batch[0])
+            await folio_mark_accessed(th, batch[0])
         for i, page in enumerate(batch):
             start = page.index << PAGE_SHIFT
             if start >= end or pos < start:
                 break
             if i:
-                folio_mark_accessed(page)
+                await folio_mark_accessed(th, page)
             n = min(PAGE_SIZE - (pos - start), end - pos)
             want = expected.get(page.index)
             if want is not None and want != page.token:
@@ -932,6 +932,9 @@ async def filemap_fault(th: "Thread", vmf: Any) -> int:
     index = vmf.pgoff
     if index >= -(-inode.i_size // PAGE_SIZE):
         return VM_FAULT_SIGBUS
+    tr = k.tracer
+    if tr.on[fm_events.mm_filemap_fault.id]:
+        tr.emit(fm_events.mm_filemap_fault, th, i_ino=inode.i_ino, s_dev=inode.i_sb.s_dev, index=index)
     ret = 0
     th.pending += k.costs.pagecache_lookup
     page = mapping.i_pages.get(index)

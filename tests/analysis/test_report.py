@@ -202,6 +202,32 @@ class TestOtherSections:
         assert c["pgmajfault"] > 100 and c["pswpin"] > c["pgmajfault"]  # swap readahead read more than faulted
         assert sum(t["major"] for t in rep.data["faults"].values()) == c["pgmajfault"]
 
+    def test_model_run_file_mapping_major_faults_agree_with_pgmajfault(self, tmp_path: Path) -> None:
+        """A model run touching a file mapping front to back: filemap_fault logs mm_filemap_fault, so only the
+        faults that read their own page count as major (not those whose page async readahead brought in)."""
+        from smpmem.run import run_scenario
+        from smpmem.scenario import parse_scenario
+
+        sc = parse_scenario('''
+[machine]
+cpus = 1
+ram = "64MiB"
+[[machine.disk]]
+name = "sda"
+[[machine.file]]
+path = "/data"
+size = "4MiB"
+[[process]]
+name = "mapper"
+program = [ { op = "mmap", name = "m", size = "4MiB", file = "/data" }, { op = "touch", region = "m" } ]
+''')
+        res = run_scenario(sc, out_dir=tmp_path / "run")
+        assert res.status == "completed", res.error
+        rep = analyze(res.dir, plots=False)
+        c = load(res.dir).counters
+        assert c["pgfault"] >= 1024 and 1 <= c["pgmajfault"] < 16  # readahead windows, not a read per page
+        assert sum(t["major"] for t in rep.data["faults"].values()) == c["pgmajfault"]
+
     def test_faults_per_process_with_tids(self, tmp_path: Path) -> None:
         """When run.json lists each process's thread ids, faults are summed per process."""
         import orjson
