@@ -214,7 +214,7 @@ async def __bread(th: "Thread", part: Partition, block: int, size: int = 1024) -
         tr = k.tracer
         if tr.on[block_events.block_touch_buffer.id]:
             tr.emit(block_events.block_touch_buffer, th, dev=part.disk.dev, sector=bh.sector, size=bh.b_size)
-        folio_mark_accessed(bh.b_page)
+        await folio_mark_accessed(th, bh.b_page)
         return bh
     while bh.b_state & (1 << BH_Lock):  # someone else is reading it: wait_on_buffer
         await bs.wait.wait(th)

@@ -5,15 +5,14 @@ Modelled: one lruvec per node (memcg disabled) with the five lists
 ``folio_batch`` batching of additions (``folio_add_lru`` puts the page in
 this CPU's batch of ``PAGEVEC_SIZE`` = 31 and moves the whole batch under one
 ``lru_lock`` acquisition when it is full); ``lru_add_drain``;
-``folio_mark_accessed`` (referenced → active); the
-``nr_{zone_,}{in,}active_{anon,file}`` counters. Deactivation is reclaim's
-(``shrink_active_list`` in vmscan.py). Simplified: no memcg, no MGLRU, no
-mlock; ``folio_mark_accessed`` activates a page on an LRU at once (the
-kernel's ``folio_activate`` queues it on a per-CPU batch that moves under
-``lru_lock`` when it is full or drained: the model moves it at the same
-virtual instant without taking the lock, so activations add no ``lru_lock``
-contention); no ``folio_deactivate`` / ``deactivate_file_folio`` (the
-MADV_COLD and invalidation paths).
+``folio_mark_accessed`` (referenced → active) through ``folio_activate``
+and the per-CPU activate batch (moved under ``lru_lock`` when full or at
+``lru_add_drain``, the page keeping its place with PG_lru clear meanwhile);
+the ``nr_{zone_,}{in,}active_{anon,file}`` counters. Deactivation is
+reclaim's (``shrink_active_list`` in vmscan.py). Simplified: no memcg, no
+MGLRU, no mlock; no ``folio_deactivate`` / ``deactivate_file_folio`` /
+``lru_move_tail`` batches (the MADV_COLD, invalidation and rotation paths
+move a page at once).
 
 A list is an ``OrderedDict`` of pages: the *head* (where the kernel's
 ``list_add`` puts new pages) is the dict's end, the *tail* (where reclaim
@@ -134,10 +133,11 @@ def lru_init(kernel: object) -> None:
         pgdat.lruvec = LruVec(kernel, pgdat)
 
 
-def _batch(th: "Thread") -> list[Page]:
-    b = th.cpu.percpu.get("lru_add")
+def _batch(th: "Thread", name: str = "lru_add") -> list[Page]:
+    """This CPU's folio batch ``name`` (``cpu_fbatches.lru_add`` or ``.lru_activate``)."""
+    b = th.cpu.percpu.get(name)
     if b is None:
-        b = th.cpu.percpu["lru_add"] = []
+        b = th.cpu.percpu[name] = []
     return b
 
 
@@ -157,28 +157,54 @@ async def folio_add_lru(th: "Thread", page: Page) -> None:
 
 
 async def lru_add_drain(th: "Thread") -> None:
-    """``lru_add_drain``: move this CPU's batch to the LRU lists, one lock round per node."""
-    b = th.cpu.percpu.get("lru_add")
-    if not b:
-        return
-    pages = list(b)
-    b.clear()
-    await folio_batch_move_lru(th, pages)
+    """``lru_add_drain`` (``lru_add_drain_cpu``): move this CPU's add and activate batches, one lock round per node."""
+    pcpu = th.cpu.percpu
+    b = pcpu.get("lru_add")
+    if b:
+        pages = list(b)
+        b.clear()
+        await folio_batch_move_lru(th, pages)
+    b = pcpu.get("lru_activate")
+    if b:
+        pages = list(b)
+        b.clear()
+        await folio_batch_move_lru(th, pages, activate=True)
 
 
-async def folio_batch_move_lru(th: "Thread", pages: list[Page]) -> None:
-    """``folio_batch_move_lru`` with ``lru_add_fn``: take each node's lru_lock once and add the pages."""
+async def folio_batch_move_lru(th: "Thread", pages: list[Page], activate: bool = False) -> None:
+    """``folio_batch_move_lru`` with ``lru_add`` (or ``lru_activate``): each node's lru_lock once, then ``folios_put``.
+
+    Adding puts each page on the list its flags name. Activating moves a page
+    that is still inactive (and evictable) to its active list (``pgactivate``,
+    ``mm_lru_activate`` in the kernel); either way PG_lru is set again. The
+    batch's reference is dropped; a page whose owner let go meanwhile is freed.
+    """
     by_node: dict[int, list[Page]] = {}
     for p in pages:
         by_node.setdefault(p.zone.node, []).append(p)
     cost = th.machine.costs.pcp_list_op
     dead: list[Page] = []
+    vmstat = th.machine.vmstat  # type: ignore[attr-defined]
     for nid in sorted(by_node):
         lst = by_node[nid]
         lruvec = lst[0].zone.zone_pgdat.lruvec
         await lruvec.lru_lock.acquire_irqsave(th, site="folio_batch_move_lru+0x9c/0x1a0")
         for p in lst:
             p._refcount -= 1  # the batch's reference
+            if activate:
+                # The page stayed on its list with PG_lru clear: nobody could isolate it.
+                if p._refcount <= 0:
+                    lruvec.del_folio(p)  # __page_cache_release of the last reference
+                    dead.append(p)
+                    continue
+                if not p.flags & ((1 << PG_active) | (1 << PG_unevictable)):
+                    lruvec.del_folio(p)
+                    p.flags |= 1 << PG_active
+                    lruvec.add_folio(p)
+                    vmstat["pgactivate"] += 1
+                p.flags |= 1 << PG_lru
+                th.charge(cost)
+                continue
             if p._refcount <= 0:
                 dead.append(p)  # its owner let go while it waited here: folios_put frees it
                 continue
@@ -198,32 +224,46 @@ async def folio_batch_move_lru(th: "Thread", pages: list[Page]) -> None:
         await free_unref_folios(th.machine.page_alloc, th, dead)  # type: ignore[attr-defined]
 
 
-def folio_mark_accessed(page: Page) -> None:
+async def folio_activate(th: "Thread", page: Page) -> None:
+    """``folio_activate``: queue a page on an LRU for the active list (this CPU's activate batch).
+
+    The page keeps its place on the inactive list until the batch moves
+    (``PAGEVEC_SIZE`` pages, or ``lru_add_drain``), with a reference and PG_lru
+    clear meanwhile, so reclaim passes over it and nobody else isolates it.
+    """
+    if page.flags & ((1 << PG_active) | (1 << PG_unevictable)) or not page.flags & (1 << PG_lru):
+        return
+    page._refcount += 1  # folio_get
+    page.flags &= ~(1 << PG_lru)  # folio_test_clear_lru
+    b = _batch(th, "lru_activate")
+    b.append(page)
+    th.charge(th.machine.costs.pcp_list_op)
+    if len(b) >= PAGEVEC_SIZE:
+        pages = list(b)
+        b.clear()
+        await folio_batch_move_lru(th, pages, activate=True)
+
+
+async def folio_mark_accessed(th: "Thread", page: Page) -> None:
     """``folio_mark_accessed``: inactive,unreferenced → inactive,referenced → active.
 
-    A page on an LRU moves to the active list at once (``folio_activate`` +
-    ``lru_activate``, without the batch: see the module docstring); a page
-    not yet on an LRU (still in an add batch) is marked active and lands on
-    the active list when the batch drains (``__lru_cache_activate_folio``).
-    PG_workingset is not set here: reclaim sets it when it deactivates a page.
+    A page on an LRU is queued for activation (:func:`folio_activate`); a page
+    still in this CPU's add batch is just marked active, so that it is added
+    to the active list (``__lru_cache_activate_folio``); a page elsewhere
+    (isolated by reclaim, in another CPU's batch) is left as it is. PG_workingset
+    is not set here: reclaim sets it when it deactivates a page.
     """
     f = page.flags
-    if f & (1 << PG_active):
-        page.flags = f | (1 << PG_referenced)
-        return
     if not f & (1 << PG_referenced):
         page.flags = f | (1 << PG_referenced)
         return
-    if not f & (1 << PG_lru):
-        page.flags = (f | (1 << PG_active)) & ~(1 << PG_referenced)
+    if f & ((1 << PG_active) | (1 << PG_unevictable)):
         return
-    lruvec = lruvec_of(page)
-    # folio_activate: move to the active list (caller context may not hold lru_lock:
-    # the list move is atomic at this virtual instant).
-    lruvec.del_folio(page)
-    page.flags = (f | (1 << PG_active)) & ~(1 << PG_referenced)
-    lruvec.add_folio(page)
-    lruvec.kernel.vmstat["pgactivate"] += 1  # type: ignore[attr-defined]
+    if f & (1 << PG_lru):
+        await folio_activate(th, page)
+    elif page in (th.cpu.percpu.get("lru_add") or ()):
+        page.flags |= 1 << PG_active
+    page.flags &= ~(1 << PG_referenced)
 
 
 async def folio_isolate_lru(th: "Thread", page: Page) -> bool:
@@ -252,7 +292,8 @@ LRU_CHECK_EVERY = 256  # full walk of the lists every this many hand-offs (it is
 
 
 def check_lru_counts(kernel: object) -> str | None:
-    """Invariant: every list's pages add up to its node counter; members carry PG_lru and their index.
+    """Invariant: every list's pages add up to its node counter; members carry their index, and PG_lru
+    unless they wait in a CPU's activate batch.
 
     Walking every list at every hand-off would make a run quadratic in the
     size of the page cache, so the walk runs every ``LRU_CHECK_EVERY``-th
@@ -266,10 +307,11 @@ def check_lru_counts(kernel: object) -> str | None:
         lv: LruVec | None = getattr(pgdat, "lruvec", None)
         if lv is None:
             continue
+        activating = {id(p) for cpu in kernel.cpus for p in cpu.percpu.get("lru_activate") or ()}  # type: ignore[attr-defined]
         for lru, lst in enumerate(lv.lists):
             pages = 0
             for p in lst:
-                if p.lru != lru or not p.flags & (1 << PG_lru):
+                if p.lru != lru or not (p.flags & (1 << PG_lru) or id(p) in activating):
                     return f"page pfn 0x{p.pfn:x} is on {LRU_NAMES[lru]} but says lru={p.lru!r}, PG_lru={bool(p.flags & (1 << PG_lru))}"
                 pages += 1 << p.order
             if pages != pgdat.vm_stat[NR_LRU_BASE + lru]:

@@ -1459,8 +1459,9 @@ def check_mm_consistency(k: Any) -> str | None:
     pages_map = k.page_alloc.mem_map.pages
     batched: dict[int, int] = {}
     for cpu in k.cpus:
-        for p in cpu.percpu.get("lru_add") or ():
-            batched[p.pfn] = batched.get(p.pfn, 0) + 1
+        for name in ("lru_add", "lru_activate"):
+            for p in cpu.percpu.get(name) or ():
+                batched[p.pfn] = batched.get(p.pfn, 0) + 1
     for pfn, n in counts.items():
         page = pages_map[pfn]
         if page._mapcount + 1 != n:

@@ -449,8 +449,9 @@ def isolate_lru_folios(th: Thread, nr_to_scan: int, lruvec: LruVec, sc: ScanCont
             skipped_pages.append(page)
             continue
         scan += 1
-        if page._refcount <= 0 or (not may_unmap and page._mapcount >= 0):
-            src.move_to_end(page)  # list_move back to the head
+        if page._refcount <= 0 or not page.flags & _LRU or (not may_unmap and page._mapcount >= 0):
+            # folio_try_get or folio_test_clear_lru failed (freed, or in an activate batch): back to the head
+            src.move_to_end(page)
             continue
         # folio_try_get + folio_test_clear_lru
         page._refcount += 1

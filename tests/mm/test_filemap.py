@@ -22,7 +22,7 @@ from smpmem.mm.filemap import (
     vfs_read,
     vfs_write,
 )
-from smpmem.mm.page import PG_active, PG_dirty, PG_locked, PG_referenced, PG_uptodate
+from smpmem.mm.page import PG_active, PG_dirty, PG_locked, PG_lru, PG_referenced, PG_uptodate
 from smpmem.mm.pagemap import folio_lock, folio_unlock
 from smpmem.mm.zone import NR_FILE_PAGES
 from smpmem.proc.meminfo import render_meminfo
@@ -70,22 +70,32 @@ class TestReads:
         assert hit_ns < 1_000_000  # 256 page copies, no 100 us disk latency
 
     def test_second_touch_activates_the_page(self) -> None:
-        """folio_mark_accessed on each read: referenced after the first, active after the second, unless the
-        second read starts in the page where the previous one ended (pos_same_folio)."""
+        """folio_mark_accessed on each read: referenced after the first, queued for activation after the
+        second (on the activate batch, PG_lru clear, still on the inactive list) and active once the batch
+        moves; a read that starts in the page where the previous one ended does not touch it again."""
+        from smpmem.mm.lru import LRU_ACTIVE_FILE, LRU_INACTIVE_FILE, lru_add_drain
+
         k = fs_kernel()
 
         async def t(th):
             f = await vfs_open(th, "/data")
             await vfs_read(th, f, 0, 8192)
+            await lru_add_drain(th)  # the pages reach their LRU
             p = f.f_mapping.i_pages[0]
-            first = p.flags & (1 << PG_referenced), p.flags & (1 << PG_active)
+            first = bool(p.flags & (1 << PG_referenced)), bool(p.flags & (1 << PG_active))
             await vfs_read(th, f, 0, 8192)
             q = f.f_mapping.i_pages[1]
+            queued = (p in th.cpu.percpu["lru_activate"], bool(p.flags & (1 << PG_lru)), p.lru)
+            await lru_add_drain(th)
+            moved = (bool(p.flags & (1 << PG_active)), bool(p.flags & (1 << PG_lru)), p.lru)
             await vfs_read(th, f, 4096, 100)  # starts where the last read ended: no second touch
-            return first, p.flags & (1 << PG_active), q.flags & (1 << PG_active)
+            return first, queued, moved, bool(q.flags & (1 << PG_active)), k.vmstat["pgactivate"]
 
-        (ref, act), act2, q_act = run(k, t)[0]
-        assert ref and not act and act2 and q_act
+        first, queued, moved, q_act, pgactivate = run(k, t)[0]
+        assert first == (True, False)
+        assert queued == (True, False, LRU_INACTIVE_FILE)
+        assert moved == (True, True, LRU_ACTIVE_FILE) and q_act
+        assert pgactivate == 2
 
     def test_reads_stop_at_end_of_file(self) -> None:
         """A read across the end is short, one at or past the end returns 0, a negative offset -EINVAL."""

@@ -78,7 +78,10 @@ class TestLru:
         async def work(th):  # type: ignore[no-untyped-def]
             from smpmem.mm.dcache import vfs_open
 
+            from smpmem.mm.lru import lru_add_drain
+
             await read_file(th, "/hot", passes=2)
+            await lru_add_drain(th)  # the last activations still wait in this CPU's batch
             hot = (await vfs_open(th, "/hot")).f_inode.i_mapping
             out["before"] = hot.nrpages
             out["active_before"] = sum(1 for p in hot.i_pages.values() if p.flags & (1 << PG_active))
