@@ -83,7 +83,8 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     e.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     e.add_argument("--format", "-f", required=True, choices=("ftrace", "perfetto", "csv", "parquet"))
     e.add_argument("--out", "-o", type=Path, metavar="FILE",
-                   help="output file (default: RUN_DIR/trace.txt, trace.perfetto.json, events.csv, events.parquet)")
+                   help="output file, or - for standard output "
+                        "(default: RUN_DIR/trace.txt, trace.perfetto.json, events.csv, events.parquet)")
     e.add_argument("--no-irq-info", action="store_true",
                    help="ftrace: no latency-flags column (options/irq-info off; for trace-pagealloc-postprocess.pl)")
     e.add_argument("--compat-writepage", action="store_true",
@@ -165,9 +166,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         opts = {"irq_info": not args.no_irq_info, "compat_writepage": args.compat_writepage}
     elif args.no_irq_info or args.compat_writepage:
         raise _Usage("--no-irq-info and --compat-writepage apply to --format ftrace only")
-    res = export(run, args.format, args.out, **opts)
     unit = {"csv": "row(s) with the header", "parquet": "row(s)", "ftrace": "line(s)",
             "perfetto": "trace event(s)"}[args.format]
+    if args.out is not None and str(args.out) == "-":
+        # To standard output (a pipe into the kernel's perl scripts); the summary goes to stderr.
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            res = export(run, args.format, Path(tmp) / "out", **opts)
+            with open(res.path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        print(f"wrote standard output: {res.events} event(s), {res.lines} {unit}"
+              + "".join(f"; {n}" for n in res.notes), file=sys.stderr)
+        return 0
+    res = export(run, args.format, args.out, **opts)
     print(f"wrote {res.path}: {res.events} event(s), {res.lines} {unit}" + "".join(f"; {n}" for n in res.notes))
     return 0
 

@@ -48,6 +48,19 @@ class TestFtrace:
         assert f"entries-written: {len(SMALL_EVENTS) + 1}/{len(SMALL_EVENTS) + 1}" in text
         assert len(parse_ftrace(text)) == len(SMALL_EVENTS)
 
+    def test_out_dash_writes_standard_output(self, small: Path, tmp_path: Path) -> None:
+        """`export RUN --format ftrace --out -` prints the trace (for a pipe into the kernel's scripts), the
+        summary on stderr, and leaves no file behind."""
+        import subprocess
+        import sys
+
+        ref = export(load(small), "ftrace", tmp_path / "ref.txt").path.read_text()
+        before = set(small.iterdir())
+        p = subprocess.run([sys.executable, "-m", "smpmem", "export", str(small), "--format", "ftrace", "--out", "-"],
+                           capture_output=True, text=True, check=True, timeout=120)
+        assert p.stdout == ref
+        assert p.stderr.startswith("wrote standard output: ") and set(small.iterdir()) == before
+
     def test_unknown_event_is_generic(self, tmp_path: Path) -> None:
         """An event the catalog does not know is written as field=value and noted."""
         d = write_run(tmp_path / "r", [ev(1000, 0, 5, "a", "mystery_event", x=1, y="z")])
