@@ -170,7 +170,8 @@ class VmAreaStruct:
     """
 
     __slots__ = ("vm_mm", "vm_start", "vm_end", "vm_flags", "vm_page_prot", "vm_pgoff", "vm_file", "vm_ops",
-                 "anon_vma", "anon_vma_chain", "vm_lock", "vm_lock_seq", "detached", "slab_obj", "uid")
+                 "anon_vma", "anon_vma_chain", "vm_lock", "vm_lock_seq", "detached", "slab_obj", "uid",
+                 "swap_readahead_info")
 
     _uids = 0
 
@@ -191,6 +192,7 @@ class VmAreaStruct:
         self.vm_lock_seq = -1  # == mm.mm_lock_seq while write-locked
         self.detached = False
         self.slab_obj: Any = None
+        self.swap_readahead_info = (0, 0, 0)  # VMA swap readahead: (last fault vpn, window, hits)
         vma_set_page_prot(self)
 
     def pages(self) -> int:

@@ -35,18 +35,23 @@ Modelled:
   completion (DESIGN.md §6).
 - ``do_swap_page`` (mm/memory.c), the fault path's hook: the swap cache or
   a new folio read in (``__read_swap_cache_async``, a major fault,
-  ``pgmajfault``), ``swap_cluster_readahead`` of 2^``page_cluster``
-  neighbours (``swap_ra`` / ``swap_ra_hit``), the page lock, the PTE
+  ``pgmajfault``), ``swapin_readahead`` (``swap_ra`` / ``swap_ra_hit``):
+  ``swap_vma_readahead`` of the swap PTEs around the fault (the default,
+  window per VMA in ``swap_readahead_info``) or ``swap_cluster_readahead``
+  of the slots around the entry (``vma_ra_enabled = false``, or a swap area
+  on a rotating disk: ``nr_rotate_swap``), both windows sized by
+  ``__swapin_nr_pages`` from the readahead hits, up to 2^``page_cluster``;
+  the page lock, the PTE
   checked again under its lock, ``swap_free``, ``MM_SWAPENTS`` →
   ``MM_ANONPAGES``, exclusivity (only this PTE referenced the entry) for a
   writable mapping, ``should_try_to_free_swap``, ``do_wp_page`` for a write
   to a shared folio.
 
-Simplified: no zswap, no frontswap, no swap files on a filesystem (an area
-is a partition-like range), no SSD discard, no large folios (no THP swap,
-no mTHP orders), one lock per area (``si->lock``; the kernel also has a lock
-per cluster), ``swap_cluster_readahead`` instead of 6.12's default
-VMA-based readahead, no swap cgroup accounting.
+Simplified: no zswap, no frontswap, no SSD discard, no large folios (no THP
+swap, no mTHP orders), one lock per area (``si->lock``; the kernel also has
+a lock per cluster), no swap cgroup accounting, no mempolicy interleave of
+readahead pages; a swap file's extents are fixed at boot (the file steps
+cannot open it).
 
 Lock order (with :mod:`smpmem.mm.rmap`'s tree): ``ptl`` → ``&p->lock``
 (``swap_duplicate`` / ``swap_free`` under the page table lock);
@@ -65,6 +70,7 @@ from ..trace.gfp import MM_ANONPAGES, MM_SWAPENTS
 from . import gfp as G
 from .block import REQ_OP_READ, REQ_OP_WRITE, SECTORS_PER_BLOCK, Bio, submit_bio
 from .page import (
+    PAGE_SHIFT,
     PG_anon_exclusive,
     PG_dirty,
     PG_locked,
@@ -228,6 +234,11 @@ class SwapState:
         self.nr_swapcache = 0
         self.nr_writeback = 0
         self.errors: list[str] = []  # pr_alert messages (write/read errors), at most 100
+        # swapin_nr_pages's statics (swap_cluster_readahead) and nr_rotate_swap (areas on rotating disks)
+        self.ra_hits = 0  # swapin_readahead_hits
+        self.ra_prev_offset = 0
+        self.ra_last_pages = 0  # last_readahead_pages
+        self.nr_rotate_swap = 0
 
     # -- lookups ------------------------------------------------------------------------------
     def si_of(self, entry: int) -> SwapInfo | None:
@@ -862,39 +873,157 @@ async def __read_swap_cache_async(th: Thread, entry: int, gfp: int) -> tuple[Pag
         return new, True
 
 
+SWAP_RA_ORDER_CEILING = 5  # mm/swap_state.c: at most 32 pages of VMA readahead
+SWAP_RA_HITS_MAX = (1 << (PAGE_SHIFT // 2)) - 1  # SWAP_RA_HITS_MASK: the hits share a word with the window
+
+
+def _solidstate(k: Any, si: SwapInfo) -> bool:
+    """SWP_SOLIDSTATE: ``bdev_nonrot`` of the area's disk (a disk of preset "hdd" rotates)."""
+    disk = next((d for d in k.config.disk if d.name == si.bdev.name), None)
+    return disk is None or disk.preset != "hdd"
+
+
+def swap_use_vma_readahead(k: Any) -> bool:
+    """``swap_use_vma_readahead``: /sys/kernel/mm/swap/vma_ra_enabled, and no swap area on a rotating disk."""
+    return bool(k.tunables.vma_ra_enabled) and not k.swap.nr_rotate_swap
+
+
+def __swapin_nr_pages(prev_offset: int, offset: int, hits: int, max_pages: int, prev_win: int) -> int:
+    """``__swapin_nr_pages``: the next readahead window from the hits since the last one.
+
+    hits + 2 rounded up to a power of two (at least 4); with no hits, 2 when
+    the access is next to the previous one, else 1; at most ``max_pages``,
+    and never below half the previous window ("don't shrink readahead too fast").
+    """
+    pages = hits + 2
+    if pages == 2:
+        if offset != prev_offset + 1 and offset != prev_offset - 1:
+            pages = 1
+    else:
+        roundup = 4
+        while roundup < pages:
+            roundup <<= 1
+        pages = roundup
+    if pages > max_pages:
+        pages = max_pages
+    last_ra = prev_win // 2
+    if pages < last_ra:
+        pages = last_ra
+    return pages
+
+
+def swapin_nr_pages(k: Any, offset: int) -> int:
+    """``swapin_nr_pages``: the cluster readahead window (a power of two up to 2^page_cluster)."""
+    sw = k.swap
+    max_pages = 1 << k.tunables.page_cluster
+    if max_pages <= 1:
+        return 1
+    hits, sw.ra_hits = sw.ra_hits, 0
+    pages = __swapin_nr_pages(sw.ra_prev_offset, offset, hits, max_pages, sw.ra_last_pages)
+    if not hits:
+        sw.ra_prev_offset = offset
+    sw.ra_last_pages = pages
+    return pages
+
+
+async def _readahead_one(th: Thread, entry: int, gfp: int) -> None:
+    """Read one neighbour into the swap cache (PG_readahead, ``swap_ra``) unless it is cached or free."""
+    page, allocated = await __read_swap_cache_async(th, entry, gfp | G.__GFP_NORETRY | G.__GFP_NOWARN)
+    if page is None:
+        return
+    try:
+        if allocated:
+            page.flags |= _READAHEAD
+            th.machine.vmstat["swap_ra"] += 1
+            await swap_read_folio(th, page)
+    finally:
+        page._refcount -= 1  # the cache keeps it
+
+
 async def swap_cluster_readahead(th: Thread, entry: int, gfp: int) -> tuple[Page | None, bool]:
-    """``swap_cluster_readahead``: the aligned window of 2^page_cluster slots around ``entry``.
+    """``swap_cluster_readahead``: the aligned window of ``swapin_nr_pages`` slots around ``entry``.
 
     The neighbours in use and not cached are read too (PG_readahead,
     ``swap_ra``); then the target through ``__read_swap_cache_async``.
     Returns the target as that does.
     """
-    k = th.machine
     sw = _sw(th)
     si = sw.si_of(entry)
-    order = k.tunables.page_cluster
-    if si is not None and order:
-        win = 1 << order
+    if si is not None:
         off = swp_offset(entry)
-        for o in range(max(off & ~(win - 1), 1), min((off | (win - 1)) + 1, si.max)):
-            v = si.swap_map[o]
-            if o == off or not v or v & SWAP_HAS_CACHE or v == SWAP_MAP_BAD:
-                continue
-            page, allocated = await __read_swap_cache_async(th, swp_entry(si.type, o),
-                                                             gfp | G.__GFP_NORETRY | G.__GFP_NOWARN)
-            if page is None:
-                continue
-            try:
-                if allocated:
-                    page.flags |= _READAHEAD
-                    k.vmstat["swap_ra"] += 1
-                    await swap_read_folio(th, page)
-            finally:
-                page._refcount -= 1  # the cache keeps it
+        mask = swapin_nr_pages(th.machine, off) - 1
+        if mask:
+            for o in range(max(off & ~mask, 1), min((off | mask) + 1, si.max)):
+                v = si.swap_map[o]
+                if o == off or not v or v & SWAP_HAS_CACHE or v == SWAP_MAP_BAD:
+                    continue
+                await _readahead_one(th, swp_entry(si.type, o), gfp)
     page, allocated = await __read_swap_cache_async(th, entry, gfp)
     if page is not None and allocated:
         await swap_read_folio(th, page)
     return page, allocated
+
+
+def swap_vma_ra_win(k: Any, vmf: "VmFault") -> tuple[int, int, int]:
+    """``swap_vma_ra_win``: (window, first vpn, end vpn) of VMA readahead around the faulting address.
+
+    The window comes from the VMA's ``swap_readahead_info`` (last fault
+    address, window, hits) by ``__swapin_nr_pages``, at most
+    2^min(page_cluster, SWAP_RA_ORDER_CEILING) pages: ahead of a forward run
+    of faults, behind a backward one, centred otherwise; clipped to the VMA
+    and to the faulting address's page table (one PMD).
+    """
+    vma = vmf.vma
+    max_win = 1 << min(k.tunables.page_cluster, SWAP_RA_ORDER_CEILING)
+    if max_win == 1:
+        return 1, 0, 0
+    fvpn = vmf.vpn
+    prev_vpn, prev_win, hits = vma.swap_readahead_info
+    win = __swapin_nr_pages(prev_vpn, fvpn, hits, max_win, prev_win)
+    vma.swap_readahead_info = (fvpn, win, 0)
+    if win == 1:
+        return 1, 0, 0
+    if fvpn == prev_vpn + 1:
+        left = fvpn
+    elif prev_vpn == fvpn + 1:
+        left = fvpn - win + 1
+    else:
+        left = fvpn - (win - 1) // 2
+    right = left + win
+    pmd = fvpn & ~511
+    start = max(left, 0, vma.vm_start >> PAGE_SHIFT, pmd)
+    end = min(right, vma.vm_end >> PAGE_SHIFT, pmd + 512)
+    return win, start, end
+
+
+async def swap_vma_readahead(th: Thread, entry: int, gfp: int, vmf: "VmFault") -> tuple[Page | None, bool]:
+    """``swap_vma_readahead``: read the swap entries of the PTEs around the fault, then the target.
+
+    The neighbours are found from the page table, not from the swap slots:
+    pages that were neighbours in the address space come back together
+    wherever they were written in swap.
+    """
+    win, start, end = swap_vma_ra_win(th.machine, vmf)
+    if win > 1:
+        ptes = vmf.ptp.ptes
+        for vpn in range(start, end):
+            if vpn == vmf.vpn:
+                continue
+            pte = ptes.get(vpn, 0)  # ptep_get_lockless
+            if not pte or not is_swap_pte(pte):
+                continue
+            await _readahead_one(th, pte_to_swp_entry(pte), gfp)
+    page, allocated = await __read_swap_cache_async(th, entry, gfp)
+    if page is not None and allocated:
+        await swap_read_folio(th, page)
+    return page, allocated
+
+
+async def swapin_readahead(th: Thread, entry: int, gfp: int, vmf: "VmFault") -> tuple[Page | None, bool]:
+    """``swapin_readahead``: by the VMA's page table when ``swap_use_vma_readahead``, else by swap slot."""
+    if swap_use_vma_readahead(th.machine):
+        return await swap_vma_readahead(th, entry, gfp, vmf)
+    return await swap_cluster_readahead(th, entry, gfp)
 
 
 # --- the fault (mm/memory.c do_swap_page) ----------------------------------------------------------
@@ -941,11 +1070,19 @@ async def do_swap_page(th: Thread, vmf: "VmFault", orig_pte: int) -> int:
     th.charge(k.costs.pagecache_lookup)
     page = swap_cache_get_folio(sw, entry)
     if page is not None:
-        if page.flags & _READAHEAD:
-            page.flags &= ~_READAHEAD
+        # swap_cache_get_folio's readahead bookkeeping: per VMA, or the global hits of cluster readahead
+        readahead = bool(page.flags & _READAHEAD)
+        page.flags &= ~_READAHEAD
+        vma_ra = swap_use_vma_readahead(k)
+        if vma_ra:
+            _vpn, win, hits = vma.swap_readahead_info
+            vma.swap_readahead_info = (vmf.vpn, win, min(hits + 1, SWAP_RA_HITS_MAX) if readahead else hits)
+        if readahead:
             k.vmstat["swap_ra_hit"] += 1
+            if not vma_ra:
+                sw.ra_hits += 1
     else:
-        page, _allocated = await swap_cluster_readahead(th, entry, G.GFP_HIGHUSER_MOVABLE)
+        page, _allocated = await swapin_readahead(th, entry, G.GFP_HIGHUSER_MOVABLE, vmf)
         if page is None:
             await vmf.lock(th, "do_swap_page")
             if vmf.ptp.ptes.get(vmf.vpn, 0) == orig_pte:
@@ -998,7 +1135,13 @@ async def do_swap_page(th: Thread, vmf: "VmFault", orig_pte: int) -> int:
 # --- swapon / swapoff (mm/swapfile.c) ---------------------------------------------------------------
 
 def _swapon(sw: SwapState, si: SwapInfo) -> None:
-    """``enable_swap_info``: usable from now on (SWP_WRITEOK, the avail list, SwapTotal/SwapFree)."""
+    """``enable_swap_info``: usable from now on (SWP_WRITEOK, the avail list, SwapTotal/SwapFree).
+
+    An area on a rotating disk (preset "hdd": no SWP_SOLIDSTATE) counts in
+    ``nr_rotate_swap``, which turns VMA-based swap readahead off.
+    """
+    if not _solidstate(sw.kernel, si):
+        sw.nr_rotate_swap += 1
     si.flags |= SWP_USED | SWP_WRITEOK
     sw.total_swap_pages += si.pages
     sw.nr_swap_pages += si.pages - si.inuse_pages
@@ -1075,6 +1218,8 @@ async def sys_swapoff(th: Thread, name: str) -> int:
         return err
     await _lock(th, sw.swap_lock, "__do_sys_swapoff+0x3a1/0xa60")
     si.flags &= ~SWP_USED
+    if not _solidstate(k, si):
+        sw.nr_rotate_swap -= 1
     _unlock(th, sw.swap_lock)
     return 0
 

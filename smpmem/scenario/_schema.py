@@ -293,7 +293,13 @@ class Tunables(_Model):
     overcommit_ratio: int = F(50, ge=0, le=INT_MAX, unit="% of RAM", doc="Share of RAM in CommitLimit when overcommit_memory = 2.")
     page_cluster: int = F(
         3, ge=0, le=31, unit="log2 pages",
-        doc="Swap readahead: 2^page_cluster pages are read from swap in one attempt (3 = 8 pages); 0 disables readahead.")
+        doc="Swap readahead: at most 2^page_cluster pages are read from swap in one attempt (3 = 8 pages; VMA "
+            "readahead at most 32); 0 disables readahead.")
+    vma_ra_enabled: bool = F(
+        True, doc="/sys/kernel/mm/swap/vma_ra_enabled: swap readahead reads the swap entries of the PTEs around "
+                  "the fault (swap_vma_readahead) instead of the swap slots around the faulting entry "
+                  "(swap_cluster_readahead). Either way the window adapts to readahead hits, up to 2^page_cluster "
+                  "pages; a swap area on a disk of preset \"hdd\" turns VMA readahead off, as in the kernel.")
     oom_kill_allocating_task: Annotated[Literal[0, 1], NoBool] = F(
         0, doc="0: the OOM killer scans for the task with the highest badness; 1: it kills the task whose "
                "allocation failed.")

@@ -83,6 +83,52 @@ class TestThrash:
         assert c0["swap_ra"] == 0 and c0["pswpin"] == c0["pgmajfault"] > 0
 
 
+SCATTER = """
+[[process]]
+name = "scatter"
+program = [
+  { op = "mmap", name = "ws", size = "16MiB" },
+  { op = "touch", region = "ws", pattern = "random", count = 8192, write = true },
+  { op = "mmap", name = "push", size = "24MiB" },
+  { op = "touch", region = "push", write = true },
+  { op = "touch", region = "ws" },
+]
+"""
+
+
+class TestReadahead:
+    def test_swapin_nr_pages_window(self) -> None:
+        """__swapin_nr_pages: no hits gives 2 next to the last access, else 1; hits + 2 rounded up to a power of
+        two (at least 4), capped; never below half the last window."""
+        f = S.__dict__["__swapin_nr_pages"]
+        assert f(10, 11, 0, 8, 0) == 2 and f(10, 9, 0, 8, 0) == 2 and f(10, 50, 0, 8, 0) == 1
+        assert f(0, 50, 1, 8, 0) == 4 and f(0, 50, 3, 8, 0) == 8 and f(0, 50, 30, 8, 0) == 8
+        assert f(10, 50, 0, 8, 8) == 4 and f(0, 50, 3, 32, 0) == 8 and f(0, 50, 7, 32, 0) == 16
+
+    def test_vma_readahead_reads_address_neighbours(self, tmp_path: Path) -> None:
+        """Pages written in random order land in swap slots in that order; read back in address order, VMA
+        readahead (the default) brings the PTE neighbours in and nearly every one is used, while cluster
+        readahead (vma_ra_enabled = false) finds its slot neighbours useless and shrinks its window to 1."""
+        def run(vma: str, d: Path) -> dict[str, int]:
+            text = machine(ram="32MiB", swap="64MiB", cpus=1, tunables=f"vma_ra_enabled = {vma}") + SCATTER
+            res, c, _ = run_toml(d, text, events=None)
+            assert (res.status, res.error) == ("completed", None)
+            assert c["pswpin"] == c["pgmajfault"] + c["swap_ra"]  # each read: a fault's own page or read ahead
+            return c
+
+        v, c = run("true", tmp_path / "vma"), run("false", tmp_path / "cluster")
+        assert v["swap_ra"] > 0.5 * v["pgmajfault"] and v["swap_ra_hit"] >= 0.9 * v["swap_ra"]
+        assert c["swap_ra"] < 0.1 * c["pgmajfault"]
+
+    def test_a_rotating_swap_disk_turns_vma_readahead_off(self) -> None:
+        """A swap area on an "hdd" disk counts in nr_rotate_swap: swapin_readahead goes by swap slot."""
+        ssd = boot(machine(ram="32MiB", swap="16MiB"))
+        hdd = boot(machine(ram="32MiB", swap="16MiB", disk_extra='preset = "hdd"'))
+        off = boot(machine(ram="32MiB", swap="16MiB", tunables="vma_ra_enabled = false"))
+        assert (ssd.swap.nr_rotate_swap, hdd.swap.nr_rotate_swap) == (0, 1)
+        assert [S.swap_use_vma_readahead(k) for k in (ssd, hdd, off)] == [True, False, False]
+
+
 class TestSlots:
     def test_cluster_allocation(self) -> None:
         """A CPU allocates consecutive slots from its own cluster; another CPU gets another cluster; frees go back."""
