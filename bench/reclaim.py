@@ -147,7 +147,8 @@ def run(ram: str = "4GiB", duration: str = "2200ms", events: str = "*", keep: Pa
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.reclaim", description=__doc__.splitlines()[0])
-    ap.add_argument("--ram", default="4GiB", help="RAM of the machine (the file is as large; swap half of it)")
+    ap.add_argument("--ram", default="4GiB", help="RAM of the machine (the file is an eighth of it, swap half of it; "
+                    "the two writers five eighths and three eighths)")
     ap.add_argument("--duration", default="2200ms", help="virtual time to simulate")
     ap.add_argument("--events", default="*", help="events to log (trace-cmd -e globs)")
     ap.add_argument("--keep", type=Path, help="write the run directory here and keep it")
