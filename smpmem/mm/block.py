@@ -587,15 +587,17 @@ class SwapArea:
     I/O then goes to the block device directly, past the page cache.
     """
 
-    __slots__ = ("bdev", "nr_sectors", "start_sector", "extents", "starts")
+    __slots__ = ("bdev", "nr_sectors", "start_sector", "extents", "starts", "major", "minor")
 
     def __init__(self, bdev: "BlockDevice", nr_sectors: int, start_sector: int = 0,
-                 extents: list[tuple[int, int, int]] | None = None) -> None:
+                 extents: list[tuple[int, int, int]] | None = None, partno: int = 0) -> None:
         self.bdev = bdev
         self.nr_sectors = nr_sectors
         self.start_sector = start_sector
         self.extents = extents or []  # a swap file's (first page, first sector, pages), in page order
         self.starts = [e[0] for e in self.extents]
+        # The dev_t of the block device swap I/O is submitted to (bio_dev): the partition, or the whole disk.
+        self.major, self.minor = bdev.major, bdev.minor + partno
 
     @property
     def is_file(self) -> bool:
@@ -612,6 +614,17 @@ class SwapArea:
 def is_swap_partition(name: str) -> bool:
     """A ``[[machine.swap]]`` name under /dev/ is a partition; any other path is a swap file."""
     return name.startswith("/dev/")
+
+
+def swap_partno(name: str, disk: str) -> int:
+    """The partition number in a swap partition's name on ``disk`` ("/dev/sda2", "/dev/nvme0n1p2": 2), else 0."""
+    rest = name[len("/dev/"):]
+    if not rest.startswith(disk):
+        return 0
+    rest = rest[len(disk):]
+    if rest.startswith("p") and disk[-1].isdigit():
+        rest = rest[1:]
+    return int(rest) if rest.isdigit() and 0 < int(rest) < 16 else 0
 
 
 class BlockLayer:
@@ -664,7 +677,8 @@ def block_init(kernel: Any) -> BlockLayer:
         if is_swap_partition(sw.name):
             dev = bl.devices[sw.disk] if sw.disk is not None else next(iter(bl.devices.values()))
             n = sw.size >> SECTOR_SHIFT
-            bl.swap_areas[sw.name] = SwapArea(dev, n, start_sector=dev.reserve_top(n))
+            bl.swap_areas[sw.name] = SwapArea(dev, n, start_sector=dev.reserve_top(n),
+                                              partno=swap_partno(sw.name, dev.name))
     for dev in bl.devices.values():
         top = dev.reserved_top // SECTORS_PER_BLOCK * SECTORS_PER_BLOCK
         part = Partition(dev, 1, PART_START, max(top - PART_START, 0))
@@ -695,7 +709,8 @@ def block_init(kernel: Any) -> BlockLayer:
         # setup_swap_extents: one swap extent per contiguous run of the file's blocks. The file
         # itself is not in the namespace: the file steps cannot open an active swap file.
         extents = [(lblk, fs.block_sector(pblk), n) for lblk, pblk, n in di.extents]
-        bl.swap_areas[sw.name] = SwapArea(fs.disk, sw.size >> SECTOR_SHIFT, extents=extents)
+        bl.swap_areas[sw.name] = SwapArea(fs.disk, sw.size >> SECTOR_SHIFT, extents=extents,
+                                          partno=fs.part.partno)
     return bl
 
 

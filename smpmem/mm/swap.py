@@ -779,7 +779,7 @@ def end_swap_bio_write(bio: Bio) -> None:
         page.flags |= _DIRTY
         page.flags &= ~_RECLAIM
         si.nr_write_errors += 1
-        sw._alert(f"Write-error on swap-device ({si.bdev.major}:{si.bdev.minor}:{bio.sector})")
+        sw._alert(f"Write-error on swap-device ({si.area.major}:{si.area.minor}:{bio.sector})")
     page.flags &= ~_WRITEBACK
     pgdat = page.zone.zone_pgdat
     pgdat.vm_stat[NR_WRITEBACK] -= 1
@@ -814,7 +814,7 @@ def end_swap_bio_read(bio: Bio) -> None:
     for page, _sector in bio.vecs:
         if bio.status:
             si.nr_read_errors += 1
-            k.swap._alert(f"Read-error on swap-device ({si.bdev.major}:{si.bdev.minor}:{bio.sector})")
+            k.swap._alert(f"Read-error on swap-device ({si.area.major}:{si.area.minor}:{bio.sector})")
         else:
             page.flags |= _UPTODATE
         folio_unlock(k.pagecache.waits, page)

@@ -67,6 +67,7 @@ class TestThrash:
         sectors = {r["sector"] for r in recs if r["event"] == "block_rq_issue" and r["rwbs"][0] == "W"}
         assert sectors and all(first <= x < last for x in sectors)  # every write was swap-out, to the file
         assert "/swapfile" not in k.block.namespace  # the file steps cannot open an active swap file
+        assert (area.major, area.minor) == (8, 1)  # swap I/O goes to the filesystem's partition, sda1
         from smpmem.proc.swaps import render_swaps
 
         line = render_swaps(k).splitlines()[1]
@@ -240,7 +241,8 @@ class TestDeviceErrors:
         assert (res.status, res.error) == ("completed", None), res.reason
         si = res.kernel.swap.swap_info[0]
         assert si.nr_write_errors > 0 and si.nr_read_errors == 0
-        assert any(m.startswith("Write-error on swap-device") for m in res.kernel.swap.errors)
+        # bio_dev: the swap partition /dev/sda2 (8:2), the sector on the disk
+        assert any(m.startswith("Write-error on swap-device (8:2:") for m in res.kernel.swap.errors)
         assert all(p.exit_code in (None, 0) for p in res.kernel.processes.values())
 
     def test_read_errors_kill_with_sigbus(self, tmp_path: Path) -> None:
