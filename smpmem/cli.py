@@ -77,7 +77,7 @@ def resolve_scenario_path(name: str) -> Path:
     p = Path(name)
     if p.exists():
         return p
-    for cand in (scenarios_dir() / name, scenarios_dir() / f"{name}.toml"):
+    for cand in (scenarios_dir() / name, scenarios_dir() / f"{name}.toml", scenarios_dir() / f"{name}.py"):
         if cand.exists():
             return cand
     die(f"{name}: no such scenario file (shipped ones: `python -m smpmem list`)")
@@ -118,11 +118,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as e:
             die(f"--duration: {e}")
     script = None
-    if args.scenario.endswith(".py"):
+    if args.scenario.endswith(".py") or (not Path(args.scenario).exists()
+                                         and resolve_scenario_path(args.scenario).suffix == ".py"):
         from .scenario import ScenarioError
         from .workload.script import ScriptError, load_script
 
-        path = resolve_scenario_path(args.scenario)
+        path = resolve_scenario_path(args.scenario)  # a shipped script by name, as `list` shows it
         try:
             script = load_script(path, overrides or None)
         except (ScenarioError, ScriptError) as e:
@@ -151,6 +152,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.scenario.endswith(".py") or (not Path(args.scenario).exists()
+                                         and resolve_scenario_path(args.scenario).suffix == ".py"):
+        # A script: imported (its module-level code runs, as for `run`) and its SCENARIO checked; main is not run.
+        from .scenario import ScenarioError
+        from .workload.script import ScriptError, load_script
+
+        path = resolve_scenario_path(args.scenario)
+        try:
+            sc = load_script(path).scenario
+        except (ScenarioError, ScriptError) as e:
+            die(str(e))
+        print(f"{path}: ok (a script; {sc.machine.cpus} CPUs, {sc.machine.layout}, {sc.machine.ram // 2**20} MiB, "
+              f"{sum(p.count for p in sc.process)} processes besides the script's own)")
+        return 0
     path, sc = load(args.scenario)
     print(f"{path}: ok ({sc.machine.cpus} CPUs, {sc.machine.layout}, {sc.machine.ram // 2**20} MiB, "
           f"{sum(p.count for p in sc.process)} processes)")

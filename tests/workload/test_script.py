@@ -79,3 +79,19 @@ def test_cli_runs_the_shipped_script_and_rejects_a_bad_one(tmp_path):
     r = subprocess.run([sys.executable, "-m", "smpmem", "run", str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "cpus" in r.stderr
+
+
+def test_cli_finds_a_shipped_script_by_name_and_validates_scripts(tmp_path):
+    """`smpmem run NAME` and `smpmem validate NAME` find a shipped script by the name `list` shows; validate
+    checks a script's SCENARIO without running its main (a bad one: exit 2, one line)."""
+    def cli(*a: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "smpmem", *a], capture_output=True, text=True, cwd=ROOT)
+
+    ok = cli("run", "script-grow-until-pressure", "--duration", "5ms", "--out", str(tmp_path), "-q")
+    assert ok.returncode == 0, ok.stderr
+    v = cli("validate", "script-grow-until-pressure")
+    assert v.returncode == 0 and "ok (a script;" in v.stdout, v.stderr
+    bad = tmp_path / "bad.py"
+    bad.write_text('SCENARIO = "[machine]\\ncpus = -3"\nasync def main(sys):\n    raise SystemExit(9)\n')
+    r = cli("validate", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "cpus" in r.stderr
