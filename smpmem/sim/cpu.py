@@ -205,11 +205,19 @@ class Thread(Actor):
             self.log = self.machine.tracer.bind(self.cpu.id, self.pid, self.comm)
 
     def release_cpu(self, state: str = "S") -> None:
-        """Give the CPU to the next thread in its run queue (or leave it idle)."""
+        """Give the CPU to the next thread in its run queue (or leave it idle).
+
+        Writers spinning on an rwsem this thread holds for write stop
+        spinning: their owner is no longer on a CPU (``rwsem_spin_on_owner``).
+        """
         cpu = self.cpu
         if cpu.current is not self:
             return
         self.on_cpu = False
+        for lock in self.held:
+            spinners = getattr(lock, "spinners", None)
+            if spinners and lock.writer is self:
+                lock.stop_spinners()
         cpu.current = None
         if cpu.runqueue:
             nxt = cpu.runqueue.popleft()

@@ -494,16 +494,31 @@ class Mutex(_Lock):
 READ, WRITE = True, False
 
 
+RWSEM_WAIT_TIMEOUT = 4_000_000  # kernel/locking/rwsem.c: DIV_ROUND_UP(HZ, 250) jiffies; a waiter this old gets a hand-off
+
+
 @final
 class RWSemaphore(_Lock):
     """``struct rw_semaphore``: sleeping; a queued waiter (writer or reader) blocks new readers.
 
     Fields: ``readers`` (count of read holders), ``writer`` (the write
-    holder), ``waiters`` (FIFO of ``(thread, is_read, t0)``). Invariant:
+    holder), ``waiters`` (FIFO of ``(thread, is_read, t0)``), ``spinners``
+    (writers spinning on a running write owner). Invariant:
     ``writer is None or readers == 0``.
+
+    Writers spin optimistically (``rwsem_optimistic_spin``): a writer that
+    finds the lock write-held by a thread on a CPU stays on its own CPU and
+    takes the lock when the owner lets go, ahead of the sleepers, without a
+    sleep and a wake-up; it stops spinning and queues to sleep when the owner
+    leaves its CPU (sleeps or is preempted), and a waiter queued for
+    ``RWSEM_WAIT_TIMEOUT`` gets the lock handed to it instead (the HANDOFF
+    bit). lock_stat counts a spin as a contention; the ``contention_begin`` /
+    ``_end`` tracepoints, as in the kernel, mark only the sleeping slow path.
+    Simplified: no spinning on a reader-owned lock, no ``osq`` queueing cost,
+    a spinner is not preempted.
     """
 
-    __slots__ = ("readers", "writer", "read_since", "write_since")
+    __slots__ = ("readers", "writer", "read_since", "write_since", "spinners")
 
     def __init__(self, machine: "Machine", cls: str, subclass: int = 0) -> None:
         super().__init__(machine, cls, subclass)
@@ -511,6 +526,14 @@ class RWSemaphore(_Lock):
         self.writer: Thread | None = None
         self.read_since: dict[int, int] = {}  # reader uid -> acquisition time
         self.write_since = 0
+        self.spinners: deque[tuple[Thread, int]] = deque()  # (writer, t0), spinning in rwsem_optimistic_spin
+
+    def remove_waiter(self, actor: Actor) -> None:
+        for w in self.spinners:
+            if w[0] is actor:
+                self.spinners.remove(w)
+                return
+        super().remove_waiter(actor)
 
     async def down_read(self, th: "Thread", site: str | None = None) -> None:
         """``down_read`` (``mmap_read_lock``)."""
@@ -537,8 +560,24 @@ class RWSemaphore(_Lock):
             self._grant(th, read, th.sim.now + th.pending)
             return
         self.cls.contended(read, self.last_cpu != cpu_id, site, self.ip)
-        self._begin_contention(th, LCB_F_READ if read else LCB_F_WRITE)
         t0 = th.sim.now
+        owner = self.writer
+        if not read and owner is not None and owner.on_cpu and not self._handoff_due(t0):
+            # rwsem_can_spin_on_owner: the owner runs; spin on it (the CPU stays busy).
+            self.spinners.append((th, t0))
+            try:
+                await th.sim.block(th, self)
+            except BaseException:
+                self._unhold(th)
+                if self.writer is th:
+                    self._up(th, WRITE)
+                raise
+            if self.writer is th:  # took it on the owner's release
+                self.ip = site
+                self.cls.waittime[0].add(th.sim.now - t0)
+                return
+            # The owner left its CPU (or a hand-off is due): the slow path, asleep in the queue.
+        self._begin_contention(th, LCB_F_READ if read else LCB_F_WRITE)
         self.waiters.append((th, read, t0))
         try:
             await th.sleep_on(self)
@@ -551,6 +590,18 @@ class RWSemaphore(_Lock):
         waited = th.sim.now - t0
         self.cls.waittime[1 if read else 0].add(waited)
         self._end_contention(th, waited)
+
+    def _handoff_due(self, now: int) -> bool:
+        """RWSEM_FLAG_HANDOFF: the first sleeper has waited ``RWSEM_WAIT_TIMEOUT``; nobody may steal the lock."""
+        return bool(self.waiters) and now - self.waiters[0][2] >= RWSEM_WAIT_TIMEOUT
+
+    def stop_spinners(self) -> None:
+        """The owner left its CPU: each spinner gives up and takes the sleeping slow path."""
+        if not self.spinners:
+            return
+        spinners, self.spinners = self.spinners, deque()
+        for th, _t0 in spinners:
+            th.sim.wake(th)
 
     def _grant(self, th: "Thread", read: bool, at: int) -> None:
         if read:
@@ -595,6 +646,18 @@ class RWSemaphore(_Lock):
         if self in th.held:
             self._unhold(th)
         if self.readers == 0 and self.writer is None:
+            if self.spinners and not self._handoff_due(now):
+                # A spinner sees the owner field clear and takes the lock at once (rwsem_try_write_lock_unqueued).
+                nxt, _t0 = self.spinners.popleft()
+                costs = self.machine.costs
+                bounce = nxt.cpu.id != self.last_cpu
+                at = now + costs.spin_handoff + (costs.cacheline_bounce if bounce else 0)
+                self.last_cpu = nxt.cpu.id
+                self.cls.acquired(WRITE, bounce, None)
+                self._grant(nxt, WRITE, at)
+                th.sim.wake(nxt, at)
+                return
+            self.stop_spinners()
             self._mark_wake(th)
 
     def _mark_wake(self, waker: "Thread") -> None:

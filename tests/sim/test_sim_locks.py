@@ -6,9 +6,12 @@ so, and the tests assert the whole log of ``(what, virtual time)``.
 
 from __future__ import annotations
 
+import io
+
+import orjson
 import pytest
 
-from smpmem.sim import LockInversion, Machine, Mutex, RWSemaphore, SpinLock, Thread
+from smpmem.sim import LockInversion, Machine, Mutex, RWSemaphore, SpinLock, Thread, Tracer
 from smpmem.sim.costs import CostModel
 from smpmem.sim.locks import LockStatistics, LockTime
 
@@ -161,23 +164,24 @@ class TestRWSemaphore:
     async def test_up_write_wakes_every_queued_reader_even_past_a_writer(self):
         """rwsem_mark_wake: the readers queued behind a writer's hold all wake together; a queued writer waits.
 
-        w1 holds 0-100. Queued in order: r1 (10), w2 (20), r2 (30). At 100 the
-        head is a reader, so every queued reader (r1 and r2) is granted; w2 stays
-        queued and gets the lock when the last reader leaves (r2, 100+50).
+        w1 holds 0-100, asleep (off its CPU, so w2 does not spin on it). Queued in
+        order: r1 (10), w2 (20), r2 (30). At 100 the head is a reader, so every
+        queued reader (r1 and r2) is granted; w2 stays queued and gets the lock
+        when the last reader leaves (r2, 100+50).
         """
         m = Machine(4, costs=FREE)
         sem = RWSemaphore(m, "mm->mmap_lock")
         log: Log = []
 
-        async def user(th: Thread, write: bool, hold: int) -> None:
+        async def user(th: Thread, write: bool, hold: int, asleep: bool = False) -> None:
             await (sem.down_write(th) if write else sem.down_read(th))
             log.append((f"{th.comm} in", th.sim.now))
-            await th.compute(hold)
+            await (th.sleep_for(hold) if asleep else th.compute(hold))
             await (sem.up_write(th) if write else sem.up_read(th))
             log.append((f"{th.comm} out", th.sim.now))
 
         def setup(m: Machine) -> None:
-            start(m, "w1", user, True, 100, cpu=0, at=0)
+            start(m, "w1", user, True, 100, True, cpu=0, at=0)
             start(m, "r1", user, False, 30, cpu=1, at=10)
             start(m, "w2", user, True, 10, cpu=2, at=20)
             start(m, "r2", user, False, 50, cpu=3, at=30)
@@ -191,6 +195,60 @@ class TestRWSemaphore:
         st = sem.cls.statistics()
         assert st.waittime_read == LockTime(nr=2, min=70, max=90, total=160)
         assert st.waittime_write == LockTime(nr=1, min=130, max=130, total=130)
+
+
+class TestRwsemOptimisticSpin:
+    @staticmethod
+    async def run(owner_sleeps_at: int | None) -> tuple[Log, RWSemaphore, list[str]]:
+        """w1 (CPU0) holds the rwsem for write 0-100; r1 (CPU1) queues at 10; w2 (CPU2) arrives at 20.
+
+        With ``owner_sleeps_at``, w1 computes until then and sleeps the rest of its hold.
+        """
+        m = Machine(4, costs=FREE, tracer=Tracer(None, io.BytesIO(), events="lock:contention_begin"))
+        sem = RWSemaphore(m, "mm->mmap_lock")
+        log: Log = []
+
+        async def w1(th: Thread) -> None:
+            await sem.down_write(th)
+            if owner_sleeps_at is None:
+                await th.compute(100)
+            else:
+                await th.compute(owner_sleeps_at)
+                await th.sleep_for(100 - owner_sleeps_at)
+            await sem.up_write(th)
+
+        async def user(th: Thread, write: bool) -> None:
+            await (sem.down_write(th) if write else sem.down_read(th))
+            log.append((f"{th.comm} in", th.sim.now))
+            await th.compute(10)
+            await (sem.up_write(th) if write else sem.up_read(th))
+
+        def setup(m: Machine) -> None:
+            start(m, "w1", w1, cpu=0, at=0)
+            start(m, "r1", user, False, cpu=1, at=10)
+            start(m, "w2", user, True, cpu=2, at=20)
+
+        assert await m.run(setup) == "completed", m.sim.failure
+        m.tracer.flush()
+        begins = [orjson.loads(x)["comm"] for x in m.tracer._fh.getvalue().splitlines() if x]
+        return log, sem, begins
+
+    async def test_writer_spins_on_a_running_owner_and_steals_the_lock(self):
+        """rwsem_optimistic_spin: w2 spins while w1 runs and takes the lock at its release, ahead of the
+        sleeping reader r1; lock_stat counts w2's contention, but only r1 hits the sleeping slow path
+        (contention_begin)."""
+        log, sem, begins = await self.run(None)
+        assert log == [("w2 in", 100), ("r1 in", 110)]
+        st = sem.cls.statistics()
+        assert st.contentions == 2 and st.waittime_write == LockTime(nr=1, min=80, max=80, total=80)
+        assert begins == ["r1"]
+
+    async def test_spinner_sleeps_when_the_owner_leaves_its_cpu(self):
+        """rwsem_spin_on_owner: w1 sleeps at 50 while holding the lock, so w2 stops spinning and queues behind
+        r1; at 100 the reader at the head goes first."""
+        log, sem, begins = await self.run(50)
+        assert log == [("r1 in", 100), ("w2 in", 110)]
+        assert begins == ["r1", "w2"]
 
 
 class TestSleepingAndSpinning:
@@ -311,7 +369,7 @@ class TestKill:
 
         async def killer(th: Thread, victim: Thread) -> None:
             await th.compute(300)
-            assert len(lock.waiters) == 2
+            assert len(lock.waiters) + len(getattr(lock, "spinners", ())) == 2  # an rwsem's writers spin
             th.sim.kill([victim])
 
         def setup(m: Machine) -> None:
@@ -322,7 +380,7 @@ class TestKill:
 
         assert await m.run(setup) == "completed", m.sim.failure
         assert log == [("first leaves acquire", 300), ("second leaves acquire", 1_000)]
-        assert not lock.waiters
+        assert not lock.waiters and not getattr(lock, "spinners", ())
         st = lock.cls.statistics()
         # The killed waiter counted a contention but no wait time (it never got the lock).
         assert st.waittime_write == LockTime(nr=1, min=980, max=980, total=980)
