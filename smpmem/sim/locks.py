@@ -7,7 +7,8 @@
 - :class:`RWSemaphore` models ``struct rw_semaphore`` (``mmap_lock``):
   sleeping, FIFO; a waiting writer blocks new readers; when readers are
   woken, every reader in the queue is (kernel/locking/rwsem.c
-  ``rwsem_mark_wake``, up to ``MAX_READERS_WAKEUP``). No optimistic spinning.
+  ``rwsem_mark_wake``, up to ``MAX_READERS_WAKEUP``); a writer spins
+  optimistically while a write owner runs (``rwsem_optimistic_spin``).
 - :class:`Mutex` models ``struct mutex``: sleeping, FIFO hand-off (no
   optimistic spinning).
 
