@@ -8,7 +8,8 @@
   sleeping, FIFO; a waiting writer blocks new readers; when readers are
   woken, every reader in the queue is (kernel/locking/rwsem.c
   ``rwsem_mark_wake``, up to ``MAX_READERS_WAKEUP``); a writer spins
-  optimistically while a write owner runs (``rwsem_optimistic_spin``).
+  optimistically while a write owner runs, or for a bounded time on readers
+  (``rwsem_optimistic_spin``).
 - :class:`Mutex` models ``struct mutex``: sleeping, FIFO hand-off (no
   optimistic spinning).
 
@@ -513,13 +514,17 @@ class RWSemaphore(_Lock):
     sleep and a wake-up; it stops spinning and queues to sleep when the owner
     leaves its CPU (sleeps or is preempted), and a waiter queued for
     ``RWSEM_WAIT_TIMEOUT`` gets the lock handed to it instead (the HANDOFF
-    bit). lock_stat counts a spin as a contention; the ``contention_begin`` /
-    ``_end`` tracepoints, as in the kernel, mark only the sleeping slow path.
-    Simplified: no spinning on a reader-owned lock, no ``osq`` queueing cost,
-    a spinner is not preempted.
+    bit). On a reader-owned lock a writer spins for ``rwsem_rspin_threshold``
+    ((20 + readers) / 2 µs, readers capped at 30): if the last reader leaves
+    meanwhile it takes the lock, else it marks the lock ``nonspinnable``
+    (RWSEM_NONSPINNABLE, cleared when a writer next owns it) and sleeps; new
+    readers still get in while it spins. lock_stat counts a spin as a
+    contention; the ``contention_begin`` / ``_end`` tracepoints, as in the
+    kernel, mark only the sleeping slow path. Simplified: no ``osq`` queueing
+    cost, a spinner is not preempted.
     """
 
-    __slots__ = ("readers", "writer", "read_since", "write_since", "spinners")
+    __slots__ = ("readers", "writer", "read_since", "write_since", "spinners", "nonspinnable")
 
     def __init__(self, machine: "Machine", cls: str, subclass: int = 0) -> None:
         super().__init__(machine, cls, subclass)
@@ -527,7 +532,10 @@ class RWSemaphore(_Lock):
         self.writer: Thread | None = None
         self.read_since: dict[int, int] = {}  # reader uid -> acquisition time
         self.write_since = 0
-        self.spinners: deque[tuple[Thread, int]] = deque()  # (writer, t0), spinning in rwsem_optimistic_spin
+        # (writer, t0, on readers), spinning in rwsem_optimistic_spin: on a running writer until it lets go or
+        # leaves its CPU, or on readers for a bounded time
+        self.spinners: deque[tuple[Thread, int, bool]] = deque()
+        self.nonspinnable = False  # RWSEM_NONSPINNABLE: a writer gave up spinning on readers
 
     def remove_waiter(self, actor: Actor) -> None:
         for w in self.spinners:
@@ -565,7 +573,7 @@ class RWSemaphore(_Lock):
         owner = self.writer
         if not read and owner is not None and owner.on_cpu and not self._handoff_due(t0):
             # rwsem_can_spin_on_owner: the owner runs; spin on it (the CPU stays busy).
-            self.spinners.append((th, t0))
+            self.spinners.append((th, t0, False))
             try:
                 await th.sim.block(th, self)
             except BaseException:
@@ -578,6 +586,27 @@ class RWSemaphore(_Lock):
                 self.cls.waittime[0].add(th.sim.now - t0)
                 return
             # The owner left its CPU (or a hand-off is due): the slow path, asleep in the queue.
+        elif not read and owner is None and self.readers and not self.nonspinnable and not self._handoff_due(t0):
+            # Reader-owned: spin for rwsem_rspin_threshold, (20 + readers) / 2 us, then give up, mark the
+            # lock RWSEM_NONSPINNABLE (until a writer owns it) and sleep.
+            entry = (th, t0, True)
+            self.spinners.append(entry)
+            try:
+                await th.sim.sleep((20 + min(self.readers, 30)) * 500)
+            except BaseException:
+                if entry in self.spinners:
+                    self.spinners.remove(entry)
+                self._unhold(th)
+                if self.writer is th:
+                    self._up(th, WRITE)
+                raise
+            if self.writer is th:  # the last reader left while it spun
+                self.ip = site
+                self.cls.waittime[0].add(th.sim.now - t0)
+                return
+            if entry in self.spinners:
+                self.spinners.remove(entry)
+                self.nonspinnable = True
         self._begin_contention(th, LCB_F_READ if read else LCB_F_WRITE)
         self.waiters.append((th, read, t0))
         try:
@@ -597,12 +626,15 @@ class RWSemaphore(_Lock):
         return bool(self.waiters) and now - self.waiters[0][2] >= RWSEM_WAIT_TIMEOUT
 
     def stop_spinners(self) -> None:
-        """The owner left its CPU: each spinner gives up and takes the sleeping slow path."""
+        """The owner left its CPU (or the queue gets the lock): each spinner takes the sleeping slow path."""
         if not self.spinners:
             return
         spinners, self.spinners = self.spinners, deque()
-        for th, _t0 in spinners:
-            th.sim.wake(th)
+        for th, _t0, on_readers in spinners:
+            if on_readers:
+                th.sim.reschedule_at(th, th.sim.now)  # cut its bounded spin short
+            else:
+                th.sim.wake(th)
 
     def _grant(self, th: "Thread", read: bool, at: int) -> None:
         if read:
@@ -611,6 +643,7 @@ class RWSemaphore(_Lock):
         else:
             self.writer = th
             self.write_since = at
+            self.nonspinnable = False  # rwsem_set_owner clears the owner field's flags
 
     async def up_read(self, th: "Thread") -> None:
         if th.pending:
@@ -649,14 +682,17 @@ class RWSemaphore(_Lock):
         if self.readers == 0 and self.writer is None:
             if self.spinners and not self._handoff_due(now):
                 # A spinner sees the owner field clear and takes the lock at once (rwsem_try_write_lock_unqueued).
-                nxt, _t0 = self.spinners.popleft()
+                nxt, _t0, on_readers = self.spinners.popleft()
                 costs = self.machine.costs
                 bounce = nxt.cpu.id != self.last_cpu
                 at = now + costs.spin_handoff + (costs.cacheline_bounce if bounce else 0)
                 self.last_cpu = nxt.cpu.id
                 self.cls.acquired(WRITE, bounce, None)
                 self._grant(nxt, WRITE, at)
-                th.sim.wake(nxt, at)
+                if on_readers:
+                    th.sim.reschedule_at(nxt, at)  # its bounded spin ends now
+                else:
+                    th.sim.wake(nxt, at)
                 return
             self.stop_spinners()
             self._mark_wake(th)

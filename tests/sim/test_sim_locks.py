@@ -133,6 +133,7 @@ class TestRWSemaphore:
         """
         m = Machine(5, costs=CostModel(lock_acquire=0, cacheline_bounce=0, sleep_wakeup=10, context_switch=0))
         sem = RWSemaphore(m, "mm->mmap_lock")
+        sem.nonspinnable = True  # RWSEM_NONSPINNABLE: w queues at once instead of spinning on the readers first
         log: Log = []
 
         async def reader(th: Thread) -> None:
@@ -249,6 +250,52 @@ class TestRwsemOptimisticSpin:
         log, sem, begins = await self.run(50)
         assert log == [("r1 in", 100), ("w2 in", 110)]
         assert begins == ["r1", "w2"]
+
+
+class TestRwsemSpinOnReaders:
+    @staticmethod
+    async def run(read_hold: int, second_writer_at: int | None = None) -> tuple[Log, RWSemaphore, list[str]]:
+        """r1 (CPU0) holds the rwsem for read from 0 for ``read_hold`` ns; w (CPU1) wants it for write at 2 us."""
+        m = Machine(4, costs=FREE, tracer=Tracer(None, io.BytesIO(), events="lock:contention_begin"))
+        sem = RWSemaphore(m, "mm->mmap_lock")
+        log: Log = []
+
+        async def reader(th: Thread) -> None:
+            await sem.down_read(th)
+            await th.compute(read_hold)
+            await sem.up_read(th)
+
+        async def writer(th: Thread) -> None:
+            await sem.down_write(th)
+            log.append((f"{th.comm} in", th.sim.now))
+            await th.compute(1_000)
+            await sem.up_write(th)
+
+        def setup(m: Machine) -> None:
+            start(m, "r1", reader, cpu=0, at=0)
+            start(m, "w", writer, cpu=1, at=2_000)
+            if second_writer_at is not None:
+                start(m, "w2", writer, cpu=2, at=second_writer_at)
+
+        assert await m.run(setup) == "completed", m.sim.failure
+        m.tracer.flush()
+        begins = [orjson.loads(x)["comm"] for x in m.tracer._fh.getvalue().splitlines() if x]
+        return log, sem, begins
+
+    async def test_writer_spins_while_readers_finish_soon(self):
+        """rwsem_optimistic_spin on a reader-owned lock: the reader leaves at 8 us, within w's threshold of
+        (20 + 1 reader) / 2 = 10.5 us, so w takes it then without sleeping (no contention_begin)."""
+        log, sem, begins = await self.run(8_000)
+        assert log == [("w in", 8_000)] and begins == [] and not sem.nonspinnable
+        assert sem.cls.statistics().waittime_write == LockTime(nr=1, min=6_000, max=6_000, total=6_000)
+
+    async def test_writer_gives_up_on_long_readers_and_the_lock_stops_spinning(self):
+        """The reader holds 0-40 us: w spins 10.5 us, marks the lock RWSEM_NONSPINNABLE and sleeps; w2,
+        arriving at 20 us while the reader still holds it, does not spin and queues at once."""
+        log, sem, begins = await self.run(40_000, second_writer_at=20_000)
+        assert begins == ["w", "w2"]
+        assert log == [("w in", 40_000), ("w2 in", 41_000)]
+        assert not sem.nonspinnable  # cleared once a writer owned the lock
 
 
 class TestSleepingAndSpinning:
