@@ -339,6 +339,21 @@ def rmap_walk_nolock(page: Page) -> Iterator[tuple["VmAreaStruct", int]]:
             yield vma, addr
 
 
+def _page_vma_ptes(th: "Thread", page: Page, vma: "VmAreaStruct") -> tuple["MmStruct", int, Any] | None:
+    """The lookup half of ``page_vma_mapped_walk``: (mm, vpn, PTE page) where ``page`` would be mapped in
+    ``vma``, or None when it falls outside the VMA or no PTE page covers it. Pays one ``rmap_op``."""
+    addr = vma_address(page, vma)
+    th.charge(th.machine.costs.rmap_op)
+    if addr is None:
+        return None
+    mm = vma.vm_mm
+    vpn = addr >> 12
+    ptp = mm.ptes.get(vpn >> 9)
+    if ptp is None:
+        return None
+    return mm, vpn, ptp
+
+
 async def folio_referenced(th: "Thread", page: Page) -> tuple[int, int]:
     """``folio_referenced``: how many mappings saw the page young (clearing the bits), and their vm_flags.
 
@@ -355,15 +370,10 @@ async def folio_referenced(th: "Thread", page: Page) -> tuple[int, int]:
     referenced, vm_flags = 0, 0
     try:
         for vma in _candidate_vmas(page):
-            addr = vma_address(page, vma)
-            th.charge(th.machine.costs.rmap_op)
-            if addr is None:
+            found = _page_vma_ptes(th, page, vma)
+            if found is None:
                 continue
-            mm = vma.vm_mm
-            vpn = addr >> 12
-            ptp = mm.ptes.get(vpn >> 9)
-            if ptp is None:
-                continue
+            mm, vpn, ptp = found
             ptl = pte_lockptr(mm, ptp)
             await ptl.acquire(th, site="folio_referenced_one")
             pte = ptp.ptes.get(vpn, 0)
@@ -407,15 +417,10 @@ async def folio_mkclean(th: "Thread", page: Page) -> int:
         for vma in _candidate_vmas(page):
             if not vma.vm_flags & VM_SHARED:
                 continue
-            addr = vma_address(page, vma)
-            th.charge(th.machine.costs.rmap_op)
-            if addr is None:
+            found = _page_vma_ptes(th, page, vma)
+            if found is None:
                 continue
-            mm = vma.vm_mm
-            vpn = addr >> 12
-            ptp = mm.ptes.get(vpn >> 9)
-            if ptp is None:
-                continue
+            mm, vpn, ptp = found
             ptl = pte_lockptr(mm, ptp)
             await ptl.acquire(th, site="page_vma_mkclean_one")
             try:
@@ -510,15 +515,10 @@ async def try_to_unmap(th: "Thread", page: Page, ubc: TlbUbc | None = None) -> b
     ok = True
     try:
         for vma in _candidate_vmas(page):
-            addr = vma_address(page, vma)
-            th.charge(k.costs.rmap_op)
-            if addr is None:
+            found = _page_vma_ptes(th, page, vma)
+            if found is None:
                 continue
-            mm = vma.vm_mm
-            vpn = addr >> 12
-            ptp = mm.ptes.get(vpn >> 9)
-            if ptp is None:
-                continue
+            mm, vpn, ptp = found
             ptl = pte_lockptr(mm, ptp)
             await ptl.acquire(th, site="try_to_unmap_one")
             try:

@@ -215,9 +215,7 @@ class Thread(Actor):
             return
         self.on_cpu = False
         for lock in self.held:
-            spinners = getattr(lock, "spinners", None)
-            if spinners and lock.writer is self:
-                lock.stop_spinners()
+            lock.owner_off_cpu(self)
         cpu.current = None
         if cpu.runqueue:
             nxt = cpu.runqueue.popleft()

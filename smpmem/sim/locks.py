@@ -273,6 +273,9 @@ class _Lock:
                 self.waiters.remove(w)
                 return
 
+    def owner_off_cpu(self, th: "Thread") -> None:
+        """``th``, holding this lock, gives up its CPU: optimistic spinners on it must stop (rwsem)."""
+
     def _lockdep(self, th: "Thread", subclass: int) -> tuple[str, int]:
         """lockdep's ``__lock_acquire`` check of the key taken against the keys held; returns the key."""
         key = self.key if subclass == self.subclass else (self.cls.name, subclass)
@@ -624,6 +627,11 @@ class RWSemaphore(_Lock):
     def _handoff_due(self, now: int) -> bool:
         """RWSEM_FLAG_HANDOFF: the first sleeper has waited ``RWSEM_WAIT_TIMEOUT``; nobody may steal the lock."""
         return bool(self.waiters) and now - self.waiters[0][2] >= RWSEM_WAIT_TIMEOUT
+
+    def owner_off_cpu(self, th: "Thread") -> None:
+        """rwsem_spin_on_owner sees the write owner off its CPU: the spinners give up."""
+        if self.spinners and self.writer is th:
+            self.stop_spinners()
 
     def stop_spinners(self) -> None:
         """The owner left its CPU (or the queue gets the lock): each spinner takes the sleeping slow path."""

@@ -392,11 +392,22 @@ class TestFaults:
 
 
 class TestSharedMapping:
+    @staticmethod
+    def _in_a_process(k, body):  # type: ignore[no-untyped-def]
+        """Run ``body(th, proc)`` in a user process of ``k`` (with an mm) to the end; its result."""
+        from mm_support import run as mm_run, spawn
+
+        out: list = []
+
+        async def wrapped(th, proc):  # type: ignore[no-untyped-def]
+            out.append(await body(th, proc))
+
+        mm_run(k, lambda _: spawn(k, wrapped))
+        return out[0]
+
     def test_stores_through_a_shared_mapping_survive_writeback_and_eviction(self) -> None:
         """Stores through a MAP_SHARED mapping (mm/memory.py's MMU) dirty the pages; after munmap, fsync and
         dropping the cache, a new mapping reads the same tokens back from the disk."""
-        from mm_support import run as mm_run, spawn
-
         from smpmem.mm import mmap as M
         from smpmem.mm.memory import access_pages
 
@@ -423,13 +434,7 @@ class TestSharedMapping:
             await M.vm_munmap(th, proc.mm, addr, n * 4096)
             return written, dirty, dropped, sda.reads - reads, back
 
-        out: list = []
-
-        async def wrapped(th, proc):
-            out.append(await body(th, proc))
-
-        mm_run(k, lambda _: spawn(k, wrapped))
-        written, dirty, dropped, reads, back = out[0]
+        written, dirty, dropped, reads, back = self._in_a_process(k, body)
         assert dirty == n * 4 and dropped >= n and reads >= 1
         assert back == written and len(set(written)) == n and all(t > 0 for t in written)
 
@@ -437,8 +442,6 @@ class TestSharedMapping:
     def test_writeback_write_protects_so_later_stores_dirty_again(self) -> None:
         """Writeback write-protects the shared mapping's PTEs (folio_mkclean): stores after an fsync fault,
         dirty the pages again, and the next fsync writes them (none lost to a stale writable translation)."""
-        from mm_support import run as mm_run, spawn
-
         from smpmem.mm import mmap as M
         from smpmem.mm.memory import _PAGE_DIRTY, _PAGE_RW, access_pages, pte_lookup
 
@@ -469,13 +472,7 @@ class TestSharedMapping:
             back = [f.f_mapping.i_pages[i].token for i in range(n)]
             return ptes_after_sync, clean, redirtied, rewritten, dropped, second, back
 
-        out: list = []
-
-        async def wrapped(th, proc):
-            out.append(await body(th, proc))
-
-        mm_run(k, lambda _: spawn(k, wrapped))
-        ptes_after_sync, clean, redirtied, rewritten, dropped, second, back = out[0]
+        ptes_after_sync, clean, redirtied, rewritten, dropped, second, back = self._in_a_process(k, body)
         assert ptes_after_sync == [0] * n  # read-only and clean once written back
         assert clean == 0 and redirtied == n * 4
         assert rewritten == n * 8  # every page written again: 8 sectors of 512 bytes each
